@@ -1,0 +1,36 @@
+"""Test environment: real RabbitMQ, Redis and pouchdb-server, isolated from `make run`.
+
+Tests use their own RabbitMQ vhost (``whistle_test``), Redis database (15) and CouchDB
+database prefix (``test_``); `make run` uses vhost ``/``, Redis db 0 and no prefix. The
+variables are set here, before any Whistle module is imported, so the settings object of
+the test process (and of every process a test starts, which inherits the environment)
+points at the test resources. ``make test`` creates the vhost.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TEST_ENV = {
+    "WHISTLE_AMQP_URL": os.environ.get("WHISTLE_TEST_AMQP_URL",
+                                       "amqp://guest:guest@127.0.0.1:5672/whistle_test"),
+    "WHISTLE_REDIS_URL": os.environ.get("WHISTLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    "WHISTLE_COUCH_URL": os.environ.get("WHISTLE_TEST_COUCH_URL", "http://127.0.0.1:5984"),
+    "WHISTLE_COUCH_PREFIX": os.environ.get("WHISTLE_TEST_COUCH_PREFIX", "test_"),
+    "WHISTLE_LOG_LEVEL": "INFO",
+}
+os.environ.update(TEST_ENV)
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "freeswitch"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The real FreeSWITCH captures; tests that need them skip where they are absent."""
+    if not FIXTURES.is_dir():
+        pytest.skip(f"FreeSWITCH fixtures not found at {FIXTURES} (../shared is absent)")
+    return FIXTURES
