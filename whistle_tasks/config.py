@@ -17,71 +17,82 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
+def setting(default: Any, doc: str, *, secret: bool = False,  # noqa: ANN401
+            factory: Any = None) -> Any:  # noqa: ANN401
+    """One documented setting (its doc goes to the README table)."""
+    meta = {"doc": doc, "secret": secret}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings. Build with :func:`load` (reads the environment)."""
 
     # services
-    amqp_url: str = field(default="amqp://guest:guest@127.0.0.1:5672//",
-                          metadata={"doc": "RabbitMQ URL (the vhost is the path)."})
-    redis_url: str = field(default="redis://127.0.0.1:6379/0",
-                           metadata={"doc": "Redis URL for the shared cache (the db number is the path)."})
-    couch_url: str = field(default="http://127.0.0.1:5984",
-                           metadata={"doc": "CouchDB (or pouchdb-server) URL; credentials may be in it."})
-    couch_prefix: str = field(default="",
-                              metadata={"doc": "Prefix of every CouchDB database name (tests use one)."})
-    node: str = field(default_factory=_hostname,
-                      metadata={"doc": "This process's node name in API messages (`Node`)."})
+    amqp_url: str = setting("amqp://guest:guest@127.0.0.1:5672//",
+        "RabbitMQ URL (the vhost is the path).")
+    redis_url: str = setting("redis://127.0.0.1:6379/0",
+        "Redis URL for the shared cache (the db number is the path).")
+    couch_url: str = setting("http://127.0.0.1:5984",
+        "CouchDB (or pouchdb-server) URL; credentials may be in it.")
+    couch_prefix: str = setting("",
+        "Prefix of every CouchDB database name (tests use one).")
+    node: str = setting(None,
+        "This process's node name in API messages (`Node`).", factory=_hostname)
     # logging
-    log_level: str = field(default="INFO", metadata={"doc": "DEBUG, INFO, WARNING or ERROR."})
-    log_target: str = field(default="stderr", metadata={"doc": "`stderr` or `syslog`."})
+    log_level: str = setting("INFO",
+        "DEBUG, INFO, WARNING or ERROR.")
+    log_target: str = setting("stderr",
+        "`stderr` or `syslog`.")
     # caches
-    cache_ttl: int = field(default=900,
-                           metadata={"doc": "Seconds a cached credential/account/number lives."})
-    local_cache_size: int = field(default=200_000,
-                                  metadata={"doc": "Entries kept in each process's own cache tier."})
+    cache_ttl: int = setting(900,
+        "Seconds a cached credential/account/number lives.")
+    local_cache_size: int = setting(200_000,
+        "Entries kept in each process's own cache tier.")
     # registrar
-    reg_expiry_interval: int = field(default=30,
-                                     metadata={"doc": "Seconds between registration expiry runs (beat)."})
-    reg_expires_deviation: int = field(default=180,
-                                       metadata={"doc": "Seconds added to `Expires` before a registration is gone."})
+    reg_expiry_interval: int = setting(30,
+        "Seconds between registration expiry runs (beat).")
+    reg_expires_deviation: int = setting(180,
+        "Seconds added to `Expires` before a registration is gone.")
     # workers
-    worker_pool: str = field(default="gevent",
-                             metadata={"doc": "Celery pool of whapp workers (`gevent`, `solo`, `prefork`)."})
-    worker_concurrency: int = field(default=200,
-                                    metadata={"doc": "Greenlets (or processes) per whapp worker."})
-    workers_per_queue: str = field(default="",
-                                   metadata={"doc": "Worker processes per whapp, e.g. `registrar=2,router=2` (default 1 each)."})
+    worker_pool: str = setting("gevent",
+        "Celery pool of whapp workers (`gevent`, `solo`, `prefork`).")
+    worker_concurrency: int = setting(200,
+        "Greenlets (or processes) per whapp worker.")
+    workers_per_queue: str = setting("",
+        "Worker processes per whapp, e.g. `registrar=2,router=2` (default 1 each).")
     # bridge
-    fs_nodes: str = field(default="127.0.0.1:8021:ClueCon",
-                          metadata={"doc": "FreeSWITCH event sockets, `host:port:password` comma-separated."})
-    http_listen: str = field(default="127.0.0.1:8090",
-                             metadata={"doc": "Address the bridge's mod_xml_curl/metrics HTTP server binds."})
-    http_allow: str = field(default="127.0.0.1,::1",
-                            metadata={"doc": "Client IPs/networks allowed to call the bridge (comma-separated CIDRs)."})
-    http_auth: str = field(default="",
-                           metadata={"doc": "`user:password` for HTTP basic auth on the bridge (empty: none).", "secret": True})
-    answer_budget_ms: int = field(default=2500,
-                                  metadata={"doc": "Milliseconds the bridge waits for a whapp's answer."})
-    auth_cache_ttl: int = field(default=300,
-                                metadata={"doc": "Seconds the bridge keeps credentials per (realm, user)."})
-    event_buffer: int = field(default=100_000,
-                              metadata={"doc": "Messages the bridge holds while RabbitMQ is away."})
-    esl_heartbeat_timeout: int = field(default=60,
-                                       metadata={"doc": "Seconds without any event before an ESL node is reconnected."})
-    esl_format: str = field(default="json",
-                            metadata={"doc": "Event format asked of FreeSWITCH: `json` or `plain`."})
+    fs_nodes: str = setting("127.0.0.1:8021:ClueCon",
+        "FreeSWITCH event sockets, `host:port:password` comma-separated.")
+    http_listen: str = setting("127.0.0.1:8090",
+        "Address the bridge's mod_xml_curl/metrics HTTP server binds.")
+    http_allow: str = setting("127.0.0.1,::1",
+        "Client IPs/networks allowed to call the bridge (comma-separated CIDRs).")
+    http_auth: str = setting("",
+        "`user:password` for HTTP basic auth on the bridge (empty: none).", secret=True)
+    answer_budget_ms: int = setting(2500,
+        "Milliseconds the bridge waits for a whapp's answer.")
+    auth_cache_ttl: int = setting(300,
+        "Seconds the bridge keeps credentials per (realm, user).")
+    event_buffer: int = setting(100_000,
+        "Messages the bridge holds while RabbitMQ is away.")
+    esl_heartbeat_timeout: int = setting(60,
+        "Seconds without any event before an ESL node is reconnected.")
+    esl_format: str = setting("json",
+        "Event format asked of FreeSWITCH: `json` or `plain`.")
     # maintenance
-    compact_interval: int = field(default=3600,
-                                  metadata={"doc": "Seconds between automatic compaction runs (beat)."})
-    compact_min_data: int = field(default=131072,
-                                  metadata={"doc": "Compact a database only when its data size exceeds this (bytes)."})
-    compact_min_ratio: float = field(default=0.25,
-                                     metadata={"doc": "... and when (disk - data) / disk exceeds this."})
-    compact_parallel: int = field(default=2,
-                                  metadata={"doc": "Databases compacted at the same time."})
-    flower_address: str = field(default="127.0.0.1:5555",
-                                metadata={"doc": "Where `whistle up` runs Flower."})
+    compact_interval: int = setting(3600,
+        "Seconds between automatic compaction runs (beat).")
+    compact_min_data: int = setting(131072,
+        "Compact a database only when its data size exceeds this (bytes).")
+    compact_min_ratio: float = setting(0.25,
+        "... and when (disk - data) / disk exceeds this.")
+    compact_parallel: int = setting(2,
+        "Databases compacted at the same time.")
+    flower_address: str = setting("127.0.0.1:5555",
+        "Where `whistle up` runs Flower.")
 
     def couch_db(self, name: str) -> str:
         """The real database name for a logical one (applies ``couch_prefix``)."""

@@ -1,0 +1,106 @@
+"""Accounts and devices as every whapp reads them (cached), and how a change forgets them.
+
+The write side (CLI, imports) is :mod:`whistle_tasks.provisioning`. Reads go through the
+two-tier cache: ``accounts`` by realm and ``creds`` (a device's SIP credentials) by
+``realm/username``. A change broadcast (:mod:`whistle_tasks.changes`) drops the local
+entries; the writer has already deleted the shared (Redis) ones.
+
+Data model (Kazoo's layout, API.md "CouchDB"):
+
+* ``accounts``: one document per account: ``name``, ``realm``, ``enabled``,
+  ``pvt_account_db`` (``account/XX/YY/REST``), ``number_format`` (e164, npan, 1npan).
+* the account database: its devices (``pvt_type`` device, ``sip.username``,
+  ``sip.password`` or only ``sip.a1_hash``, ``enabled``, ``caller_id``, ``codecs``...)
+  and its numbers (``pvt_type`` number).
+* ``sip_auth``: the aggregate of every device's credentials (same ``_id`` as in the account
+  database, plus ``realm``), so authentication is one view look-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whistle_tasks.changes import on_change
+from whistle_tasks.couch import get_couch
+from whistle_tasks.util.cache import MISSING, Cache
+from whistle_tasks.util.log import get_logger
+
+log = get_logger(__name__)
+
+NEGATIVE_TTL = 60  # an unknown realm/user is remembered this long (or until created)
+
+_accounts = Cache("accounts")
+_credentials = Cache("creds")
+
+
+def cred_key(realm: str, username: str) -> str:
+    return f"{realm.lower()}/{username.lower()}"
+
+
+def account_by_realm(realm: str) -> dict[str, Any] | None:
+    """``{"id", "name", "realm", "enabled", "account_db", "number_format"}`` or None."""
+    realm = realm.lower()
+
+    def load() -> Any:  # noqa: ANN401
+        rows = get_couch().view("accounts", "accounts", "by_realm", key=realm, limit=1)
+        return rows[0]["value"] if rows else {"missing": True}
+
+    value = _accounts.get(realm)
+    if value is MISSING:
+        value = load()
+        _accounts.set(realm, value, ttl=NEGATIVE_TTL if value.get("missing") else None)
+    return None if value.get("missing") else value
+
+
+def credentials(realm: str, username: str) -> dict[str, Any] | None:
+    """A device's SIP credentials and identity, or None when no such device exists.
+
+    ``{"sip": {"username", "password" | "a1_hash"}, "authorizing_id", "account_id",
+    "enabled", "name", "owner_id"}``.
+    """
+    key = cred_key(realm, username)
+    value = _credentials.get(key)
+    if value is MISSING:
+        rows = get_couch().view("sip_auth", "credentials", "by_realm_user",
+                                key=[realm.lower(), username.lower()], limit=1)
+        value = rows[0]["value"] if rows else {"missing": True}
+        _credentials.set(key, value, ttl=NEGATIVE_TTL if value.get("missing") else None)
+    return None if value.get("missing") else value
+
+
+def prime() -> int:
+    """Load every account and credential into the caches (worker start); returns the count."""
+    couch = get_couch()
+    accounts = {row["key"]: row["value"]
+                for row in couch.view("accounts", "accounts", "by_realm")}
+    creds = {cred_key(row["key"][0], row["key"][1]): row["value"]
+             for row in couch.view("sip_auth", "credentials", "by_realm_user")}
+    _accounts.set_many(accounts)
+    _credentials.set_many(creds)
+    return len(accounts) + len(creds)
+
+
+def forget_account(realm: str, *, shared: bool) -> None:
+    """Drop a cached account (``shared``: in Redis too, the writer's duty)."""
+    (_accounts.delete if shared else _accounts.delete_local)(realm.lower())
+
+
+def forget_credentials(realm: str, username: str, *, shared: bool) -> None:
+    key = cred_key(realm, username)
+    (_credentials.delete if shared else _credentials.delete_local)(key)
+
+
+@on_change("device")
+def _device_changed(change: dict[str, Any]) -> None:
+    if change.get("Realm") and change.get("Username"):
+        forget_credentials(change["Realm"], change["Username"], shared=False)
+    else:
+        _credentials.clear_local()
+
+
+@on_change("account")
+def _account_changed(change: dict[str, Any]) -> None:
+    if change.get("Realm"):
+        forget_account(change["Realm"], shared=False)
+    else:
+        _accounts.clear_local()

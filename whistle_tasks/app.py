@@ -1,0 +1,137 @@
+"""The Celery app of Whistle: queues (one per whapp), their bindings, beat, worker start-up.
+
+``celery -A whistle_tasks worker -Q registrar`` runs the registrar; every whapp has its own
+queue, bound on ``callmgr`` to the API keys it serves (API.md) and to ``whapp.<name>`` for
+its internal tasks (beat, admin). A whapp is scaled by starting more workers on its queue,
+and sharded by realm by changing a binding (``authn.req.*`` → ``authn.req.example%2Ecom``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, bootsteps, signals
+from kombu import Consumer, Queue, binding
+
+from whistle_tasks import amqp
+from whistle_tasks.config import settings
+from whistle_tasks.util import log
+
+# whapp -> the callmgr keys its queue is bound to (besides whapp.<name>)
+WHAPP_BINDINGS: dict[str, tuple[str, ...]] = {
+    "registrar": ("authn.req.*", "registration.success.*.*", "registration.query.*.*",
+                  "registration.flush.*"),
+    "router": ("route.req.*",),
+    "callflow": (),
+    "maintenance": (),
+}
+# whapps that take route_win: their queue is also bound on `targeted` to its own name,
+# which is the Server-ID they put in a park route_resp (see switch_bridge.control)
+ROUTE_WIN_WHAPPS = ("callflow",)
+
+TASK_MODULES = [
+    "whistle_tasks.registrar.tasks",
+    "whistle_tasks.router.tasks",
+    "whistle_tasks.callflow.tasks",
+    "whistle_tasks.maintenance.tasks",
+]
+
+
+def whapp_queue(name: str) -> Queue:
+    """The durable queue of one whapp with all its bindings."""
+    bindings = [binding(amqp.CALLMGR, routing_key=key) for key in WHAPP_BINDINGS.get(name, ())]
+    bindings.append(binding(amqp.CALLMGR, routing_key=amqp.whapp_key(name)))
+    if name in ROUTE_WIN_WHAPPS:
+        bindings.append(binding(amqp.TARGETED, routing_key=name))
+    return Queue(name, bindings=bindings, durable=True)
+
+
+app = Celery("whistle", include=TASK_MODULES)
+app.conf.update(
+    broker_url=settings.amqp_url,
+    broker_connection_retry_on_startup=True,
+    broker_heartbeat=30,
+    broker_pool_limit=20,
+    task_serializer="json",
+    accept_content=["json"],
+    result_backend=None,
+    task_ignore_result=True,
+    task_acks_late=True,               # a worker that dies mid-task leaves the message to another
+    task_reject_on_worker_lost=True,
+    task_acks_on_failure_or_timeout=True,
+    worker_prefetch_multiplier=8,
+    worker_hijack_root_logger=False,
+    worker_redirect_stdouts=False,
+    worker_send_task_events=True,      # Flower's live view
+    task_send_sent_event=False,
+    task_queues=[whapp_queue(name) for name in WHAPP_BINDINGS],
+    task_default_queue="maintenance",
+    task_default_exchange=amqp.CALLMGR.name,
+    task_default_exchange_type="topic",
+    task_default_routing_key=amqp.whapp_key("maintenance"),
+    task_routes=[
+        lambda name, args, kwargs, options, task=None, **kw: _route_by_whapp(name),
+    ],
+    task_create_missing_queues=False,
+    beat_schedule={
+        "registrar-expire": {
+            "task": "registrar.expire",
+            "schedule": timedelta(seconds=settings.reg_expiry_interval),
+        },
+        "maintenance-compact": {
+            "task": "maintenance.compact",
+            "schedule": timedelta(seconds=settings.compact_interval),
+        },
+    },
+    timezone="UTC",
+)
+
+
+def _route_by_whapp(task_name: str) -> dict[str, Any] | None:
+    """Internal tasks (``registrar.expire``) go to their whapp's queue via ``whapp.<name>``."""
+    whapp = task_name.split(".", 1)[0]
+    if whapp in WHAPP_BINDINGS:
+        return {"exchange": amqp.CALLMGR.name, "exchange_type": "topic",
+                "routing_key": amqp.whapp_key(whapp)}
+    return None
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    log.setup(settings.log_level, settings.log_target)
+
+
+@signals.worker_ready.connect
+def _ensure_databases(**_: Any) -> None:
+    """Every worker, as it starts: system databases exist, design documents up to date."""
+    from whistle_tasks.couch import CouchError, get_couch
+
+    try:
+        changed = {k: v for k, v in get_couch().ensure_system().items() if v != "unchanged"}
+        if changed:
+            log.get_logger(__name__).info("design documents: %s", changed)
+    except CouchError as exc:
+        log.get_logger(__name__).error("could not prepare CouchDB: %s", exc)
+
+
+class ConfigurationChanges(bootsteps.ConsumerStep):
+    """Each worker hears the ``configuration`` broadcasts and drops what it cached.
+
+    The consumer runs in the worker's own connection and event loop, so a change that
+    reached the worker before a request is applied before that request is handled.
+    """
+
+    def get_consumers(self, channel: Any) -> list[Consumer]:  # noqa: ANN401
+        queue = Queue("", exchange=amqp.CONFIGURATION, routing_key="doc.#",
+                      exclusive=True, auto_delete=True, durable=False)
+        return [Consumer(channel, queues=[queue], callbacks=[self.on_message],
+                         accept=["json"], no_ack=True)]
+
+    def on_message(self, body: Any, message: Any) -> None:  # noqa: ANN401
+        from whistle_tasks import changes
+
+        changes.apply(body)
+
+
+app.steps["consumer"].add(ConfigurationChanges)

@@ -1,0 +1,1 @@
+"""Tasks of the callflow whapp (added by their issue)."""

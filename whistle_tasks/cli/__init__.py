@@ -1,0 +1,60 @@
+"""The ``whistle`` command: provisioning, operations and the processes of the platform.
+
+Every sub-command exits non-zero with a one-line message on error; secrets are masked
+unless ``--show-secrets`` is given.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from whistle_tasks.config import settings
+from whistle_tasks.util import log
+
+
+class _Group(click.Group):
+    """Turns our expected errors into ``Error: <message>`` and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from whistle_tasks.couch import CouchError
+        from whistle_tasks.provisioning import ProvisioningError
+
+        try:
+            return super().invoke(ctx)
+        except (ProvisioningError, CouchError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """Whistle: a VoIP application platform on FreeSWITCH, RabbitMQ, Celery and CouchDB."""
+    log.setup("DEBUG" if verbose else "WARNING" if settings.log_level == "INFO"
+              else settings.log_level, settings.log_target)
+
+
+@main.command("config")
+@click.option("--markdown", is_flag=True, help="The README table of every setting.")
+def config_cmd(markdown: bool) -> None:
+    """Show the settings in effect (secrets masked)."""
+    from whistle_tasks import config
+
+    if markdown:
+        click.echo(config.docs_table())
+        return
+    for name, value in settings.redacted().items():
+        click.echo(f"{config.env_name(name)}={value}")
+
+
+def _register() -> None:
+    from whistle_tasks.cli import provision
+
+    provision.register(main)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tasks of the maintenance whapp (added by their issue)."""

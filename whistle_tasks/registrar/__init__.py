@@ -1,0 +1,1 @@
+"""The registrar whapp (queue ``registrar``): who may register, and where phones are."""

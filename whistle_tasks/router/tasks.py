@@ -1,0 +1,1 @@
+"""Tasks of the router whapp (added by their issue)."""
