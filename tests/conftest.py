@@ -34,3 +34,30 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"FreeSWITCH fixtures not found at {FIXTURES} (../shared is absent)")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def clean_services() -> None:
+    """Empty test databases, Redis test db and whapp queues once per test session."""
+    from tests import support
+
+    support.reset_services()
+
+
+@pytest.fixture(scope="session")
+def whapp_worker(clean_services: None):  # noqa: ANN201
+    """One Celery worker serving every whapp queue, for the whole session."""
+    from tests import support
+
+    worker = support.start_worker("registrar,router,callflow,maintenance", name="whapps")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture()
+def client():  # noqa: ANN201
+    from tests import support
+
+    c = support.Client()
+    yield c
+    c.close()
