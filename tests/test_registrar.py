@@ -230,4 +230,4 @@ def test_malformed_messages_get_clear_errors_and_are_not_redelivered(
         support.wait_until(queue_idle, what="registrar queue empty")
     out = whapp_worker.output()
     assert out.count("body: '{not json'") == 1, "the undecodable message was redelivered"
-    assert out.count("bad1") == 1
+    assert out.count("(Msg-ID bad1)") == 1
