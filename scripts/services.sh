@@ -57,6 +57,7 @@ as_root() {
 }
 
 port_open() {  # HOST PORT: does something accept TCP connections there?
+    # shellcheck disable=SC2016  # $0/$1 belong to the inner shell
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
 }
 
@@ -71,16 +72,20 @@ wait_until() {
 }
 
 APT_UPDATED=
+JUST_INSTALLED=
 # need_binary BINARY PACKAGE: install PACKAGE with apt only when BINARY is missing.
+# Sets JUST_INSTALLED, because apt may start the service itself (systemd).
 need_binary() {
     local binary=$1 package=$2
+    JUST_INSTALLED=
     command -v "$binary" >/dev/null && return 0
     say "$package: '$binary' not found, installing it (apt-get install -y $package)"
     command -v apt-get >/dev/null \
         || fail "$package" "'$binary' is missing and apt-get is not available" \
                 "install $package with your package manager"
     if [ -z "$APT_UPDATED" ]; then
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+            || say "$package: apt-get update failed; trying the install anyway"
         APT_UPDATED=1
     fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null \
@@ -88,6 +93,7 @@ need_binary() {
     command -v "$binary" >/dev/null \
         || fail "$package" "'$binary' still missing after apt-get install" \
                 "sudo apt-get install -y $package"
+    JUST_INSTALLED=1
 }
 
 # --- RabbitMQ -----------------------------------------------------------------------
@@ -102,7 +108,7 @@ rabbitmq_up() {
     fi
     need_binary rabbitmq-server rabbitmq-server
     # apt may have just started it (systemd); give it a moment before starting another.
-    if wait_until 5 port_open "$HOST" "$RABBITMQ_PORT"; then
+    if [ -n "$JUST_INSTALLED" ] && wait_until 10 port_open "$HOST" "$RABBITMQ_PORT"; then
         say "rabbitmq: answering on $HOST:$RABBITMQ_PORT"
         return 0
     fi
@@ -123,10 +129,12 @@ rabbitmq_vhost() {
         return 0
     fi
     say "rabbitmq: creating vhost $vhost with full permissions for guest"
-    if ! as_root rabbitmqctl list_vhosts -q name 2>/dev/null | grep -qxF "$vhost"; then
+    # (grep without -q reads all its input: an early exit would SIGPIPE rabbitmqctl and,
+    # with pipefail, turn a match into a failure.)
+    if ! as_root rabbitmqctl list_vhosts -q name 2>/dev/null | grep -xF "$vhost" >/dev/null; then
         # A concurrent run may win the race; that is fine as long as the vhost exists.
         as_root rabbitmqctl add_vhost "$vhost" >/dev/null 2>&1 \
-            || as_root rabbitmqctl list_vhosts -q name | grep -qxF "$vhost" \
+            || as_root rabbitmqctl list_vhosts -q name | grep -xF "$vhost" >/dev/null \
             || fail rabbitmq "cannot create vhost $vhost" "sudo rabbitmqctl add_vhost $vhost"
     fi
     as_root rabbitmqctl set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null \
@@ -151,7 +159,7 @@ redis_up() {
         return 0
     fi
     need_binary redis-server redis-server
-    if wait_until 3 port_open "$HOST" "$REDIS_PORT"; then  # apt may have started it
+    if [ -n "$JUST_INSTALLED" ] && wait_until 5 port_open "$HOST" "$REDIS_PORT"; then  # by apt
         say "redis: answering on $HOST:$REDIS_PORT"
         return 0
     fi
@@ -160,8 +168,9 @@ redis_up() {
     "${redis_cmd[@]}" >/dev/null || true  # the daemon may still die after forking
     wait_until "$TIMEOUT" port_open "$HOST" "$REDIS_PORT" || {
         tail -n 20 "$REDIS_DIR/redis.log" >&2 2>/dev/null || true
-        fail redis "not answering on $HOST:$REDIS_PORT after ${TIMEOUT}s" \
-             "mkdir -p $REDIS_DIR && ${redis_cmd[*]}"
+        local cmd
+        printf -v cmd '%q ' "${redis_cmd[@]}"
+        fail redis "not answering on $HOST:$REDIS_PORT after ${TIMEOUT}s" "mkdir -p $REDIS_DIR && $cmd"
     }
     say "redis: answering on $HOST:$REDIS_PORT"
 }
@@ -177,7 +186,7 @@ pouchdb_pid() {  # prints the pid of the pouchdb-server this checkout started, i
     [ -f "$POUCH_PID" ] || return 1
     pid=$(cat "$POUCH_PID")
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
-        && ps -o args= -p "$pid" | grep -q pouchdb-server && echo "$pid"
+        && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep pouchdb-server >/dev/null && echo "$pid"
 }
 
 pouchdb_hint() {
@@ -206,23 +215,27 @@ pouchdb_up() {
     # run it in .pouchdb/ and point its own log at the file that also gets its stdout.
     [ -f "$POUCH_DIR/config.json" ] || printf '{"log": {"file": "pouchdb.log"}}\n' > "$POUCH_DIR/config.json"
     rm -f "$POUCH_PID"
+    local log_start
+    log_start=$(( $(stat -c %s "$POUCH_LOG" 2>/dev/null || echo 0) + 1 ))
     say "couchdb: starting pouchdb-server on $HOST:$COUCH_PORT (data .pouchdb/data, log .pouchdb/pouchdb.log)"
     (
         cd "$POUCH_DIR"
         # setsid + nohup: its own session, so it outlives make and the terminal. The inner
         # shell writes its own pid and then becomes pouchdb-server (exec keeps the pid).
-        setsid bash -c 'echo $$ > "$0"; exec nohup "$@" >> "$1" 2>&1 < /dev/null' \
+        # shellcheck disable=SC2016  # $$, $0, $1 belong to the inner shell
+        setsid bash -c 'echo $$ > "$0"; log=$1; shift; exec nohup "$@" >> "$log" 2>&1 < /dev/null' \
             "$POUCH_PID" "$POUCH_LOG" "$bin" -p "$COUCH_PORT" -o "$HOST" \
             -d "$POUCH_DIR/data" -c "$POUCH_DIR/config.json" -n &
     )
     local deadline=$((SECONDS + TIMEOUT))
     until couch_answers; do
         if [ "$SECONDS" -ge "$deadline" ]; then
-            tail -n 20 "$POUCH_LOG" >&2 2>/dev/null || true
-            fail couchdb "pouchdb-server not answering on $HOST:$COUCH_PORT after ${TIMEOUT}s" "${hint[@]}"
+            tail -c "+$log_start" "$POUCH_LOG" | tail -n 20 >&2 || true
+            fail couchdb "pouchdb-server not answering on $HOST:$COUCH_PORT after ${TIMEOUT}s (if it is hung, 'make stop-services' stops it)" \
+                 "${hint[@]}"
         fi
         if [ -f "$POUCH_PID" ] && ! pouchdb_pid >/dev/null && ! couch_answers; then
-            tail -n 20 "$POUCH_LOG" >&2 2>/dev/null || true
+            tail -c "+$log_start" "$POUCH_LOG" | tail -n 20 >&2 || true
             fail couchdb "pouchdb-server exited (log above, full log $POUCH_LOG)" "${hint[@]}"
         fi
         sleep 0.5
@@ -275,7 +288,7 @@ usage() {
 }
 
 case "${1:-}" in
-    up) rabbitmq_up; redis_up; pouchdb_up ;;
+    up) need_binary curl curl; rabbitmq_up; redis_up; pouchdb_up ;;
     down) pouchdb_down ;;
     status) status ;;
     vhost) [ $# -eq 2 ] || usage; rabbitmq_vhost "$2" ;;
