@@ -88,7 +88,8 @@ def encode_event_json(headers: Headers, body: str | bytes | None = None) -> byte
     members = []
     for name, value in _pairs(headers):
         plain = list(value) if isinstance(value, list | tuple) else str(value)
-        members.append(f"{json.dumps(name)}:{json.dumps(plain, ensure_ascii=False)}")
+        members.append(f"{json.dumps(name)}:"
+                       f"{json.dumps(plain, ensure_ascii=False, separators=(',', ':'))}")
     text_body = body.decode("utf-8") if isinstance(body, bytes) else body
     if text_body:
         members.append(f'"Content-Length":"{len(text_body.encode("utf-8"))}"')
@@ -194,9 +195,12 @@ class _Conn:
     def wants(self, name: str, subclass: str | None) -> bool:
         if self.fmt is None or not self.authed:
             return False
-        if "ALL" in self.names or name in self.names:
+        if "ALL" in self.names:
             return True
-        return name == "CUSTOM" and subclass is not None and subclass in self.names
+        if name not in self.names:
+            return False
+        # as mod_event_socket: a CUSTOM event goes out only if its subclass was named
+        return name != "CUSTOM" or subclass is None or subclass in self.names
 
     def send(self, data: bytes, pause: float = 0.0) -> bool:
         """Queue ``data`` (dropped while the server is silent or the connection closing)."""

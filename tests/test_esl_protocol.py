@@ -286,6 +286,15 @@ def test_byte_by_byte_feed(fixtures_dir):
     assert [frame_key(f) for f in frames] == [frame_key(f) for f in P.FrameParser().feed(data)]
 
 
+def test_frames_without_body_are_emitted_at_once():
+    parser = P.FrameParser()
+    assert [f.content_type for f in parser.feed(b"Content-Type: auth/request\n\n")] == [
+        "auth/request"]
+    frames = parser.feed(b"Content-Length: 0\nContent-Type: text/event-json\n\n")
+    assert [(f.content_type, f.body) for f in frames] == [("text/event-json", b"")]
+    assert parser.buffered == 0
+
+
 def test_crlf_line_ends_are_tolerated():
     frames = P.FrameParser().feed(b"Content-Type: command/reply\r\nReply-Text: +OK\r\n\r\n"
                                   b"Content-Type: api/response\r\nContent-Length: 3\r\n\r\n+OK")
@@ -419,6 +428,9 @@ def test_json_values_that_are_not_strings():
     assert event.items() == [("Event-Name", "X"), ("n", "5"), ("f", "1.5"), ("t", "true"),
                              ("z", ""), ("l", "ARRAY::a|:b"), ("o", '{"k":"v"}')]
     assert event.body == "hi" and event.get_list("l") == ["a", "b"]
+    repeated = P.parse_json_body(b'{"Event-Name":"X","d":1,"d":"s","_body":"a","_body":"b"}')
+    assert repeated.get_all("d") == ["1", "s"] and repeated.headers["d"] == "1"
+    assert "_body" not in repeated and repeated.body == "b"
 
 
 def test_plain_event_without_the_fast_path():

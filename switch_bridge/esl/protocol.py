@@ -49,7 +49,8 @@ import binascii
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import repeat
 from urllib.parse import unquote
 
 __all__ = [
@@ -85,6 +86,8 @@ _HEADER_END = re.compile(rb"\n\r?\n")
 # Where FreeSWITCH frames start: used to find our footing again after broken input.
 _FRAME_START = re.compile(rb"Content-(?:Type|Length): ")
 _FRAME_START_MAXLEN = len(b"Content-Length: ")
+# The outer header block of nearly every event frame, parsed in one regex match.
+_EVENT_HEAD = re.compile(rb"Content-Length: (\d{1,12})\nContent-Type: (text/event-(?:json|plain))")
 # An outer header name: an RFC 7230 token. Rejects JSON left-overs such as `{"Event-Name"`.
 _HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # What must never reach the wire inside one header line or command line.
@@ -250,9 +253,15 @@ class FrameParser:
 
         A frame without body goes straight to ``out``; one with a body becomes pending.
         """
+        block = bytes(buf[start:end])
+        common = _EVENT_HEAD.fullmatch(block)
+        if common is not None and 0 < int(common[1]) <= self.max_body_bytes:
+            self._pending = ([("Content-Length", common[1].decode()),
+                              ("Content-Type", common[2].decode())], int(common[1]))
+            return block_end
         header_list: list[tuple[str, str]] = []
         line_start = start
-        for raw in bytes(buf[start:end]).split(b"\n"):
+        for raw in block.split(b"\n"):
             line = raw[:-1] if raw.endswith(b"\r") else raw
             name, sep, value = line.partition(b":")
             if not sep or not _HEADER_NAME.fullmatch(name):
@@ -315,23 +324,25 @@ class Event:
     its default.
     """
 
-    __slots__ = ("_names", "_values", "headers", "body")
+    __slots__ = ("_pairs", "headers", "body")
 
-    def __init__(self, names: list[str], values: list[str], body: str = "") -> None:
-        self._names = names
-        self._values = values
-        headers = dict(zip(names, values, strict=True))
-        if len(headers) != len(names):  # a repeated name: keep its first value
+    def __init__(self, pairs: Iterable[tuple[str, str]], body: str = "",
+                 headers: dict[str, str] | None = None) -> None:
+        """``pairs``: every (name, value) in wire order; ``headers`` when already built."""
+        pairs = pairs if isinstance(pairs, list) else list(pairs)
+        if headers is None:
+            headers = dict(pairs)
+        if len(headers) != len(pairs):  # a repeated name: keep its first value
             headers = {}
-            for name, value in zip(names, values, strict=True):
+            for name, value in pairs:
                 headers.setdefault(name, value)
+        self._pairs = pairs
         self.headers = headers
         self.body = body
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str, str]], body: str = "") -> Event:
-        items = list(pairs)
-        return cls([n for n, _ in items], [v for _, v in items], body)
+        return cls(list(pairs), body)
 
     @property
     def name(self) -> str:
@@ -352,7 +363,7 @@ class Event:
         return value
 
     def get_all(self, name: str) -> list[str]:
-        return [v for n, v in zip(self._names, self._values, strict=True) if n == name]
+        return [v for n, v in self._pairs if n == name]
 
     def get_list(self, name: str) -> list[str]:
         """A multi-value header as a list (``ARRAY::a|:b`` → ``["a", "b"]``)."""
@@ -364,7 +375,7 @@ class Event:
         return [value]
 
     def items(self) -> list[tuple[str, str]]:
-        return list(zip(self._names, self._values, strict=True))
+        return list(self._pairs)
 
     def __contains__(self, name: object) -> bool:
         return name in self.headers
@@ -373,7 +384,7 @@ class Event:
         return self.headers[name]
 
     def __len__(self) -> int:
-        return len(self._names)
+        return len(self._pairs)
 
     def __repr__(self) -> str:
         label = self.name + (f" {self.subclass}" if self.subclass else "")
@@ -409,36 +420,35 @@ def parse_plain_body(body: bytes) -> Event:
     split = _split_fast(text) or _split_slow(text)
     if split is None:
         raise EventParseError("text/event-plain body has no header lines")
-    names, values = split
-    values = decode_values(values)
+    names, raw_values = split
+    values = decode_values(raw_values)
     event_body = ""
     if "Content-Length" in names:
         raw_length = values[names.index("Content-Length")]
         if not raw_length.isascii() or not raw_length.isdigit():
             raise EventParseError(f"event with a bad inner Content-Length {raw_length[:40]!r}")
         event_body = rest[:int(raw_length)].decode("utf-8", "replace")
-    event = Event(names, values, event_body)
+    event = Event(list(zip(names, values, strict=True)), event_body)
     if "Event-Name" not in event.headers:
         raise EventParseError("text/event-plain body without Event-Name")
     return event
 
 
-def _split_fast(text: str) -> tuple[list[str], list[str]] | None:
-    """Split ``Name: value`` lines in C: valid when each line has exactly one ``": "``.
+def _split_fast(text: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Split ``Name: value`` lines at their first ``": "``, in C (``map`` + ``zip``).
 
-    FreeSWITCH encodes ``:`` and space inside values, so that holds for every real event;
-    the rebuilt-block comparison proves it for this one.
+    Returns None when some line has no ``": "`` (never the case in FreeSWITCH output);
+    the slow path then skips such lines.
     """
-    parts = text.replace("\n", ": ").split(": ")
-    if len(parts) % 2:
-        return None
-    names, values = parts[0::2], parts[1::2]
-    if "\n".join(map(": ".join, zip(names, values, strict=True))) != text:
+    names, seps, values = zip(*map(str.partition, text.split("\n"), repeat(": ")),
+                              strict=True)
+    if "" in seps:
         return None
     return names, values
 
 
 def _split_slow(text: str) -> tuple[list[str], list[str]] | None:
+    """Line by line, skipping lines that are not ``Name: value`` (hand-decoded dumps)."""
     names: list[str] = []
     values: list[str] = []
     for line in text.split("\n"):
@@ -452,7 +462,7 @@ def _split_slow(text: str) -> tuple[list[str], list[str]] | None:
     return names, values
 
 
-def decode_values(values: list[str]) -> list[str]:
+def decode_values(values: Sequence[str]) -> Sequence[str]:
     """``urllib.parse.unquote`` of each value (UTF-8, invalid bytes replaced), fast.
 
     The shortcut joins the values with NUL and decodes them in one ``a2b_qp`` call. It is
@@ -500,16 +510,17 @@ def parse_json_body(body: bytes | str) -> Event:
         raise EventParseError(f"text/event-json body is not JSON: {exc}") from None
     if not isinstance(pairs, _Pairs) or not pairs:
         raise EventParseError("text/event-json body is not a non-empty JSON object")
-    names_t, values_t = zip(*pairs, strict=True)
-    names, values = list(names_t), list(values_t)
+    headers = dict(pairs)
     event_body = ""
-    if "_body" in names:
-        at = names.index("_body")
-        event_body = _as_text(values[at])
-        del names[at], values[at]
-    if set(map(type, values)) != {str}:  # arrays (multi-values), or anything unexpected
-        values = [v if type(v) is str else _as_text(v) for v in values]
-    event = Event(names, values, event_body)
+    if "_body" in headers:
+        event_body = _as_text(headers.pop("_body"))
+        pairs = _Pairs(p for p in pairs if p[0] != "_body")
+    # FreeSWITCH writes strings, and arrays for multi-values ("[" is then in the text);
+    # with repeated keys ``headers`` holds only the last values, so look at all of them
+    if "[" in text or len(headers) != len(pairs) or set(map(type, headers.values())) != {str}:
+        pairs = _Pairs((k, v if type(v) is str else _as_text(v)) for k, v in pairs)
+        headers = None
+    event = Event(pairs, event_body, headers)
     if "Event-Name" not in event.headers:
         raise EventParseError("text/event-json body without Event-Name")
     return event
