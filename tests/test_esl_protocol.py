@@ -331,6 +331,18 @@ def test_broken_frame_is_skipped_and_counted(broken, message):
     assert parser.buffered == 0
 
 
+def test_long_runs_of_header_lines_are_skipped_in_one_go():
+    # no blank line for 32 KiB: one error, not one per line (resync must not rescan)
+    parser = P.FrameParser(max_header_bytes=1024)
+    frames = parser.feed(b"Content-Type: a\n" * 2000 + b"\n" + GOOD)
+    assert good_frames(frames) == ["+OK good"]
+    assert parser.errors == 1 and parser.buffered == 0
+    # a marker on every other line, a bad line in between: one error per bad line
+    parser = P.FrameParser()
+    frames = parser.feed(b"Content-Type: a\nbad\n" * 500 + b"\n" + GOOD)
+    assert good_frames(frames) == ["+OK good"] and parser.errors == 500
+
+
 def test_broken_frame_torn_across_feeds():
     data = GOOD + b"Content-Length: 12x\nContent-Type: text/event-plain\n\nEvent-Name: X\n\n" + GOOD
     parser = P.FrameParser()

@@ -198,6 +198,7 @@ class FrameParser:
         out: list[Frame] = []
         pos = 0
         size = len(buf)
+        known_end: re.Match[bytes] | None = None  # last header end found in this call
         while pos < size:
             if self._resync:
                 match = _FRAME_START.search(buf, pos)
@@ -228,14 +229,20 @@ class FrameParser:
             if pos >= size:
                 break
 
-            match = _HEADER_END.search(buf, pos + max(0, self._scanned - 2))
+            search_from = pos + max(0, self._scanned - 2)
+            if known_end is not None and known_end.start() >= search_from:
+                match = known_end  # resynchronising inside a block already measured
+            else:
+                match = known_end = _HEADER_END.search(buf, search_from)
             if match is None or match.start() - pos > self.max_header_bytes:
                 if size - pos > self.max_header_bytes:
                     self._error(f"header block longer than {self.max_header_bytes} bytes "
                                 "without an empty line")
                     self._scanned = 0
                     self._resync = True
-                    pos += 1
+                    # a frame starting before this point could not fit the limit either
+                    limit_from = (size if match is None else match.start())
+                    pos = max(pos + 1, limit_from - self.max_header_bytes)
                     continue
                 self._scanned = size - pos
                 break
@@ -260,18 +267,24 @@ class FrameParser:
                               ("Content-Type", common[2].decode())], int(common[1]))
             return block_end
         header_list: list[tuple[str, str]] = []
-        line_start = start
-        for raw in block.split(b"\n"):
-            line = raw[:-1] if raw.endswith(b"\r") else raw
+        line_start = 0
+        block_len = len(block)
+        while line_start < block_len:  # line by line, so a bad line stops the work there
+            line_end = block.find(b"\n", line_start)
+            if line_end < 0:
+                line_end = block_len
+            line = block[line_start:line_end]
+            if line.endswith(b"\r"):
+                line = line[:-1]
             name, sep, value = line.partition(b":")
             if not sep or not _HEADER_NAME.fullmatch(name):
                 self._error(f"malformed header line {_preview(line)}")
                 self._resync = True
-                return line_start + 1
+                return start + line_start + 1
             if value.startswith(b" "):
                 value = value[1:]
             header_list.append((name.decode("ascii"), value.decode("utf-8", "replace")))
-            line_start += len(raw) + 1
+            line_start = line_end + 1
 
         content_type = content_length = None
         for name, value in header_list:
