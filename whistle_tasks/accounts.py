@@ -69,15 +69,36 @@ def credentials(realm: str, username: str) -> dict[str, Any] | None:
 
 
 def prime() -> int:
-    """Load every account and credential into the caches (worker start); returns the count."""
+    """Load every account and credential into the caches (worker start); returns the count.
+
+    Reads ``_all_docs`` rather than the views: it needs no index, so a freshly provisioned
+    or restarted CouchDB answers at once.
+    """
     couch = get_couch()
-    accounts = {row["key"]: row["value"]
-                for row in couch.view("accounts", "accounts", "by_realm")}
-    creds = {cred_key(row["key"][0], row["key"][1]): row["value"]
-             for row in couch.view("sip_auth", "credentials", "by_realm_user")}
-    _accounts.set_many(accounts)
+    found: dict[str, dict[str, Any]] = {}
+    for row in couch.all_docs("accounts", include_docs=True):
+        doc = row.get("doc") or {}
+        if doc.get("pvt_type") == "account" and not doc.get("pvt_deleted"):
+            found[doc["realm"]] = {"id": doc["_id"], "name": doc.get("name"),
+                                   "realm": doc["realm"], "enabled": doc.get("enabled", True),
+                                   "account_db": doc.get("pvt_account_db"),
+                                   "number_format": doc.get("number_format", "e164")}
+    _accounts.set_many(found)
+    creds: dict[str, dict[str, Any]] = {}
+    for row in couch.all_docs("sip_auth", include_docs=True):
+        doc = row.get("doc") or {}
+        if doc.get("pvt_type") == "device" and not doc.get("pvt_deleted") and doc.get("sip"):
+            creds[cred_key(doc["realm"], doc["sip"]["username"])] = credential_value(doc)
     _credentials.set_many(creds)
-    return len(accounts) + len(creds)
+    return len(found) + len(creds)
+
+
+def credential_value(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the ``credentials/by_realm_user`` view emits for a device document."""
+    return {"sip": doc["sip"], "authorizing_id": doc["_id"],
+            "account_id": doc.get("pvt_account_id"),
+            "enabled": doc.get("enabled", True) is not False,
+            "name": doc.get("name"), "owner_id": doc.get("owner_id")}
 
 
 def forget_account(realm: str, *, shared: bool) -> None:

@@ -57,10 +57,11 @@ class Settings:
     reg_expires_deviation: int = setting(180,
         "Seconds added to `Expires` before a registration is gone.")
     # workers
-    worker_pool: str = setting("gevent",
-        "Celery pool of whapp workers (`gevent`, `solo`, `prefork`).")
-    worker_concurrency: int = setting(200,
-        "Greenlets (or processes) per whapp worker.")
+    worker_pools: str = setting(
+        "registrar=threads:8,router=threads:8,callflow=gevent:500,maintenance=threads:2",
+        "Celery pool and concurrency of each whapp's workers (`whapp=pool:n`, comma-separated).")
+    task_events: bool = setting(True,
+        "Workers send task events (what Flower shows live).")
     workers_per_queue: str = setting("",
         "Worker processes per whapp, e.g. `registrar=2,router=2` (default 1 each).")
     # bridge
@@ -93,6 +94,23 @@ class Settings:
         "Databases compacted at the same time.")
     flower_address: str = setting("127.0.0.1:5555",
         "Where `whistle up` runs Flower.")
+
+    def pool_of(self, whapp: str) -> tuple[str, int]:
+        """``(pool, concurrency)`` of a whapp's workers, from ``worker_pools``."""
+        for item in self.worker_pools.split(","):
+            name, _, spec = item.strip().partition("=")
+            if name == whapp and spec:
+                pool, _, n = spec.partition(":")
+                return pool, int(n or 1)
+        return "threads", 4
+
+    def workers_of(self, whapp: str) -> int:
+        """How many worker processes serve a whapp (``workers_per_queue``, default 1)."""
+        for item in self.workers_per_queue.split(","):
+            name, _, n = item.strip().partition("=")
+            if name == whapp and n:
+                return int(n)
+        return 1
 
     def couch_db(self, name: str) -> str:
         """The real database name for a logical one (applies ``couch_prefix``)."""

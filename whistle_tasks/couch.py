@@ -73,7 +73,7 @@ class Couch:
 
     def __init__(self, url: str | None = None, prefix: str | None = None, *,
                  retries: int = 5, backoff: float = 0.05, retry_budget: float = 10.0,
-                 timeout: float = 10.0) -> None:
+                 timeout: tuple[float, float] = (3.0, 120.0)) -> None:
         self.url = (url or settings.couch_url).rstrip("/")
         self.prefix = settings.couch_prefix if prefix is None else prefix
         self.retries = retries
@@ -87,7 +87,9 @@ class Couch:
             self._client = CouchDB(None, None, url=self.url, use_basic_auth=True, connect=False,
                                    timeout=timeout)
         self._client.connect()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
+        # a bounded pool that makes callers wait for a connection rather than open more:
+        # a storm of cache misses must queue here, not pile onto CouchDB
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, pool_block=True)
         self._client.r_session.mount("http://", adapter)
         self._client.r_session.mount("https://", adapter)
         self.session: requests.Session = self._client.r_session

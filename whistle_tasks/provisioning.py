@@ -99,35 +99,92 @@ def _find_device(realm: str, username: str) -> dict[str, Any] | None:
 
 def create_device(realm: str, username: str, *, password: str | None = None,
                   a1: str | None = None, name: str | None = None,
-                  extra: dict[str, Any] | None = None, broadcast: bool = True) -> dict[str, Any]:
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """A device with SIP credentials (``password``, or only its ``a1`` hash)."""
-    username = username.strip().lower()
-    if not username or any(c in username for c in " @:;<>\"'/\\\n\r\t\0"):
-        raise ProvisioningError(f"invalid SIP username {username!r}")
-    if bool(password) == bool(a1):
-        raise ProvisioningError("give exactly one of a password or an a1-hash")
-    if a1 is not None and (len(a1) != 32 or any(c not in "0123456789abcdef" for c in a1.lower())):
-        raise ProvisioningError("an a1-hash is 32 hex digits: md5(user:realm:password)")
     account = get_account(realm)
-    realm = account["realm"]
+    doc = _device_doc(account, {**(extra or {}), "username": username, "password": password,
+                                "a1_hash": a1, "name": name})
+    realm, username = account["realm"], doc["sip"]["username"]
     if _find_device(realm, username):
         raise ProvisioningError(f"device {username}@{realm} already exists")
-    device_id = uuid.uuid4().hex
-    sip: dict[str, Any] = {"username": username}
-    if password:
-        sip["password"] = password
-    else:
-        sip["a1_hash"] = a1.lower()  # type: ignore[union-attr]
-    doc = {"_id": device_id, "pvt_type": "device", "name": name or username, "enabled": True,
-           "sip": sip, "realm": realm, "pvt_account_id": account["_id"],
-           "pvt_account_db": account["pvt_account_db"], "pvt_created": _now(),
-           "pvt_modified": _now(), **(extra or {})}
     _write_device(doc)
     accounts.forget_credentials(realm, username, shared=True)
-    if broadcast:
-        changes.broadcast("created", "device", device_id, realm=realm, username=username,
-                          account_id=account["_id"])
+    changes.broadcast("created", "device", doc["_id"], realm=realm, username=username,
+                      account_id=account["_id"])
     return doc
+
+
+def create_devices(realm: str, rows: list[dict[str, Any]],
+                   chunk: int = 500) -> list[tuple[int, str, str]]:
+    """Create many devices of one realm at once (imports, benchmarks).
+
+    Each row is ``{"username", "password" | "a1_hash", "name"?, ...extra}``. Returns one
+    ``(row index, outcome, reason)`` per row: ``created``, ``skipped`` (the user exists
+    already) or ``failed`` (with the reason). Written with ``_bulk_docs`` in chunks; one
+    change broadcast for the realm at the end.
+    """
+    account = get_account(realm)
+    realm = account["realm"]
+    couch = get_couch()
+    existing = {row["key"][1] for row in couch.view(
+        "sip_auth", "credentials", "by_realm_user", startkey=[realm], endkey=[realm, {}])}
+    results: list[tuple[int, str, str]] = []
+    docs: list[tuple[int, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows):
+        try:
+            doc = _device_doc(account, row)
+        except ProvisioningError as exc:
+            results.append((index, "failed", str(exc)))
+            continue
+        username = doc["sip"]["username"]
+        if username in existing or username in seen:
+            results.append((index, "skipped", f"device {username}@{realm} already exists"))
+            continue
+        seen.add(username)
+        docs.append((index, doc))
+    for start in range(0, len(docs), chunk):
+        batch = docs[start:start + chunk]
+        outcome = couch.bulk_docs(account["pvt_account_db"], [d for _, d in batch])
+        aggregate = []
+        for (index, doc), result in zip(batch, outcome, strict=True):
+            if result.get("error"):
+                results.append((index, "failed", f"{result['error']}: {result.get('reason')}"))
+            else:
+                aggregate.append(doc)
+                results.append((index, "created", ""))
+        couch.bulk_docs("sip_auth", aggregate)
+        for doc in aggregate:
+            accounts.forget_credentials(realm, doc["sip"]["username"], shared=True)
+    if docs:
+        changes.broadcast("created", "device", "*", realm=realm, account_id=account["_id"])
+        # build the credentials index now, not on the first authentication
+        couch.view("sip_auth", "credentials", "by_realm_user", limit=1)
+    return sorted(results)
+
+
+def _device_doc(account: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A new device document from a row; raises :class:`ProvisioningError` when invalid."""
+    username = str(row.get("username") or "").strip().lower()
+    if not username or any(c in username for c in " @:;<>\"'/\\\n\r\t\0"):
+        raise ProvisioningError(f"invalid SIP username {username!r}")
+    password, a1 = row.get("password") or None, row.get("a1_hash") or None
+    if bool(password) == bool(a1):
+        raise ProvisioningError("give exactly one of a password or an a1-hash")
+    sip: dict[str, Any] = {"username": username}
+    if password:
+        sip["password"] = str(password)
+    else:
+        a1 = str(a1).lower()
+        if len(a1) != 32 or any(c not in "0123456789abcdef" for c in a1):
+            raise ProvisioningError("an a1-hash is 32 hex digits: md5(user:realm:password)")
+        sip["a1_hash"] = a1
+    extra = {k: v for k, v in row.items() if k not in ("username", "password", "a1_hash", "name")
+             and v not in (None, "")}
+    return {"_id": uuid.uuid4().hex, "pvt_type": "device", "name": row.get("name") or username,
+            "enabled": True, "sip": sip, "realm": account["realm"],
+            "pvt_account_id": account["_id"], "pvt_account_db": account["pvt_account_db"],
+            "pvt_created": _now(), "pvt_modified": _now(), **extra}
 
 
 def _write_device(doc: dict[str, Any]) -> dict[str, Any]:

@@ -44,10 +44,12 @@ def count(name: str, n: int = 1) -> None:
         counters[name] += n
 
 
+_publisher = amqp.Publisher(settings.amqp_url)
+
+
 def publish(msg: dict[str, Any], exchange: Exchange, key: str, *, persistent: bool = False) -> None:
-    """Publish an API message from inside a worker (the app's producer pool)."""
-    with app.producer_pool.acquire(block=True) as producer:
-        amqp.publish(producer, msg, exchange, key, persistent=persistent)
+    """Publish an API message from inside a worker (one lean connection per process)."""
+    _publisher.publish_api(msg, exchange, key, persistent=persistent)
 
 
 def reply(request: dict[str, Any], name: str, data: dict[str, Any],
