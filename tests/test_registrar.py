@@ -95,9 +95,9 @@ def test_unknown_user_realm_ip_literal_and_unknown_auth_user(client: support.Cli
     assert authn(client, realm, "nobody")["Event-Name"] == "authn_err"
     assert authn(client, "unknown-realm.example.org", "2000")["Event-Name"] == "authn_err"
     # an IP realm takes the domain of To; an `unknown` user takes the user of To
-    msg = schemas.build("authn_req", {"Auth-Realm": "192.0.2.1", "Auth-User": "unknown",
-                                      "From": f"sip:2000@{realm}", "To": f"<sip:2000@{realm}:5060>"},
-                        **{"App-Name": "test"})
+    msg = schemas.build("authn_req", {
+        "Auth-Realm": "192.0.2.1", "Auth-User": "unknown", "From": f"sip:2000@{realm}",
+        "To": f"<sip:2000@{realm}:5060>"}, **{"App-Name": "test"})
     answer = client.request("registrar.authn_req", msg, amqp.authn_req_key("192.0.2.1"))
     assert answer["Event-Name"] == "authn_resp" and answer["Auth-Password"] == "pw2000"
 

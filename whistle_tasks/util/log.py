@@ -32,20 +32,32 @@ _call_id: contextvars.ContextVar[str] = contextvars.ContextVar("whistle_call_id"
 FORMAT = "%(asctime)s %(levelname)s [%(call_id)s] %(name)s:%(lineno)d %(message)s"
 SYSLOG_FORMAT = "whistle[%(process)d]: %(levelname)s [%(call_id)s] %(name)s:%(lineno)d %(message)s"
 
+_QUOTED = r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^"'\s,}&]+)"""
 _SECRET_PATTERNS = [
-    # "Auth-Password": "x" / 'a1-hash': 'x' / password=x / ESL "auth x"
-    re.compile(r"""(?i)(["']?(?:auth-password|password|a1[-_]hash|passwd|secret)["']?\s*[:=]\s*["']?)"""
-               r"""([^"'\s,}&]+)"""),
-    re.compile(r"(?i)(\bauth\s+)(\S+)"),
+    # "Auth-Password": "x y" / 'a1-hash': 'x' / password=x
+    re.compile(r"""(?i)((?:auth-password|password|a1[-_]hash|passwd|secret)["']?\s*[:=]\s*)"""
+               + _QUOTED),
+    # ESL "auth <password>" commands (but not "auth failed for ...")
+    re.compile(r"(?i)(\bauth\s+)(?!(?:succeeded|failed|ok|error|request|rejected|for|of|by|"
+               r"to|with|is|was)\b)(\S+)"),
+    # URL credentials
     re.compile(r"(?i)(://[^:/@\s]+:)([^@\s]+)(@)"),
+    # HTTP Authorization headers
+    re.compile(r"(?i)(\bauthorization\s*[:=]\s*(?:basic|bearer)\s+)(\S+)"),
 ]
+
+
+def _mask(match: re.Match[str]) -> str:
+    value = match.group(2)
+    quote = value[0] if value[:1] in ("'", '"') and len(value) > 1 else ""
+    tail = match.group(3) if match.lastindex and match.lastindex >= 3 else ""
+    return f"{match.group(1)}{quote}****{quote}{tail}"
 
 
 def redact(text: str) -> str:
     """Mask secret-looking values in ``text``."""
     for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "****" + (m.group(3) if m.lastindex == 3 else ""),
-                           text)
+        text = pattern.sub(_mask, text)
     return text
 
 
@@ -73,15 +85,19 @@ class CallIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.call_id = _call_id.get()
-        if record.args or "%" in str(record.msg):
-            try:
-                message = record.getMessage()
-            except Exception:  # noqa: BLE001 - a bad format string must not kill logging
-                message = str(record.msg)
-            record.msg, record.args = redact(message), None
-        elif isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not kill logging
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Masks secrets in the whole line, tracebacks included (added after the filter)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 _configured = False
@@ -98,10 +114,10 @@ def setup(level: str = "INFO", target: str = "stderr") -> None:
     if target == "syslog":
         address = "/dev/log"
         handler: logging.Handler = logging.handlers.SysLogHandler(address=address)
-        handler.setFormatter(logging.Formatter(SYSLOG_FORMAT))
+        handler.setFormatter(RedactingFormatter(SYSLOG_FORMAT))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(RedactingFormatter(FORMAT))
     handler.addFilter(CallIdFilter())
     for old in list(root.handlers):
         root.removeHandler(old)
