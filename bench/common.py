@@ -8,7 +8,6 @@ system under test and a baseline in the same run and prints both with their rati
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import time
