@@ -22,6 +22,7 @@ from typing import Any
 
 from whistle_tasks.changes import on_change
 from whistle_tasks.couch import get_couch
+from whistle_tasks.util import numbers as numfmt
 from whistle_tasks.util.cache import MISSING, Cache
 from whistle_tasks.util.log import get_logger
 
@@ -31,6 +32,8 @@ NEGATIVE_TTL = 60  # an unknown realm/user is remembered this long (or until cre
 
 _accounts = Cache("accounts")
 _credentials = Cache("creds")
+_numbers = Cache("numbers")
+_number_index = Cache("number_index")
 
 
 def cred_key(realm: str, username: str) -> str:
@@ -98,7 +101,9 @@ def credential_value(doc: dict[str, Any]) -> dict[str, Any]:
     return {"sip": doc["sip"], "authorizing_id": doc["_id"],
             "account_id": doc.get("pvt_account_id"),
             "enabled": doc.get("enabled", True) is not False,
-            "name": doc.get("name"), "owner_id": doc.get("owner_id")}
+            "name": doc.get("name"), "owner_id": doc.get("owner_id"),
+            "caller_id": doc.get("caller_id"), "codecs": doc.get("codecs"),
+            "call_timeout": doc.get("call_timeout"), "sip_headers": doc.get("sip_headers")}
 
 
 def forget_account(realm: str, *, shared: bool) -> None:
@@ -109,6 +114,55 @@ def forget_account(realm: str, *, shared: bool) -> None:
 def forget_credentials(realm: str, username: str, *, shared: bool) -> None:
     key = cred_key(realm, username)
     (_credentials.delete if shared else _credentials.delete_local)(key)
+
+
+def number(account: dict[str, Any], number: str) -> dict[str, Any] | None:
+    """The number document ``number`` of an account (exact key), or None."""
+    key = f"{account['id']}/{number}"
+    value = _numbers.get(key)
+    if value is MISSING:
+        rows = get_couch().view(account["account_db"], "numbers", "by_number", key=number,
+                                limit=1, include_docs=True)
+        doc = rows[0]["doc"] if rows and rows[0].get("doc") else None
+        value = doc if doc else {"missing": True}
+        _numbers.set(key, value, ttl=NEGATIVE_TTL if doc is None else None)
+    return None if value.get("missing") else value
+
+
+def global_number_key(number: str) -> str:
+    """The id of a number in the system-wide ``numbers`` index (E.164 when it is one)."""
+    try:
+        return numfmt.to_e164(number)
+    except (TypeError, ValueError):
+        return number
+
+
+def number_owner(number: str) -> dict[str, Any] | None:
+    """``{"realm", "account_id", "number"}`` of the account that owns ``number`` system-wide
+    (for calls from outside, e.g. a carrier's DID), or None."""
+    key = global_number_key(number)
+    value = _number_index.get(key)
+    if value is MISSING:
+        doc = get_couch().get_or_none("numbers", key)
+        value = {"realm": doc["realm"], "account_id": doc["account_id"],
+                 "number": doc["number"]} if doc else {"missing": True}
+        _number_index.set(key, value, ttl=NEGATIVE_TTL if doc is None else None)
+    return None if value.get("missing") else value
+
+
+def forget_numbers(account_id: str, number: str, *, shared: bool) -> None:
+    """Drop cached number look-ups of an account (all of them: numbers are few)."""
+    if shared:
+        _numbers.delete_prefix(f"{account_id}/")
+        _number_index.delete(global_number_key(number))
+    else:
+        _numbers.clear_local()
+        _number_index.clear_local()
+
+
+@on_change("number")
+def _number_changed(change: dict[str, Any]) -> None:
+    forget_numbers(str(change.get("Account-ID", "")), "", shared=False)
 
 
 @on_change("device")

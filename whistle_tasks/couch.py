@@ -37,7 +37,7 @@ from whistle_tasks.util.log import get_logger
 log = get_logger(__name__)
 
 VIEWS_DIR = Path(__file__).resolve().parent.parent / "views"
-SYSTEM_DATABASES = ("accounts", "sip_auth", "registrations", "system_config")
+SYSTEM_DATABASES = ("accounts", "sip_auth", "registrations", "numbers", "system_config")
 
 
 class CouchError(Exception):

@@ -313,9 +313,18 @@ def add_number(number: str, realm: str, target: str, *, invite_format: str | Non
     if existing:
         doc["_rev"] = existing["_rev"]
     saved = couch.save(account["pvt_account_db"], doc)
+    if key != "no_match":
+        index = accounts.global_number_key(key)
+        couch.update("numbers", index, lambda _cur: {
+            "pvt_type": "number_index", "account_id": account["_id"],
+            "realm": account["realm"], "number": key})
+    accounts.forget_numbers(account["_id"], key, shared=True)
     changes.broadcast("edited" if existing else "created", "number", doc_id,
                       realm=account["realm"], account_id=account["_id"])
     return saved
+
+
+
 
 
 def list_numbers(realm: str) -> list[dict[str, Any]]:
@@ -331,5 +340,9 @@ def delete_number(number: str, realm: str) -> None:
     couch = get_couch()
     if not couch.delete(account["pvt_account_db"], number_id(key)):
         raise ProvisioningError(f"number {key} is not assigned in {account['realm']}")
+    index = couch.get_or_none("numbers", accounts.global_number_key(key))
+    if index and index.get("account_id") == account["_id"]:
+        couch.delete("numbers", index["_id"], index["_rev"])
+    accounts.forget_numbers(account["_id"], key, shared=True)
     changes.broadcast("deleted", "number", number_id(key), realm=account["realm"],
                       account_id=account["_id"])

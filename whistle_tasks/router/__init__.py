@@ -1,1 +1,1 @@
-"""The router whapp."""
+"""The router whapp (queue ``router``): where a call goes."""

@@ -1,1 +1,38 @@
-"""Tasks of the router whapp (added by their issue)."""
+"""The router's Celery task: ``router.route_req`` → ``route_resp`` (see routing.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import signals
+
+from whistle_tasks import accounts
+from whistle_tasks.couch import CouchError
+from whistle_tasks.router import routing
+from whistle_tasks.util.log import get_logger
+from whistle_tasks.whapp import handler, reply
+
+log = get_logger(__name__)
+WHAPP = "router"
+
+
+@handler(WHAPP, "route_req")
+def route_req(msg: dict[str, Any]) -> str:
+    try:
+        data = routing.route(msg)
+    except CouchError as exc:
+        log.error("route_req for %s: %s", msg.get("Request"), exc)
+        data = routing.error(503)
+    reply(msg, "route_resp", data, WHAPP)
+    return str(data["Method"])
+
+
+@signals.worker_ready.connect
+def _prime(sender: Any = None, **_: Any) -> None:  # noqa: ANN401
+    queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
+    if WHAPP not in queues or "registrar" in queues:  # the registrar's start primes them too
+        return
+    try:
+        log.info("router ready: %d accounts/credentials cached", accounts.prime())
+    except CouchError as exc:
+        log.error("router could not prime its caches: %s (continuing cold)", exc)

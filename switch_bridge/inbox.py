@@ -1,0 +1,166 @@
+"""Everything the bridge receives from RabbitMQ comes through one consuming connection.
+
+Subscriptions (the bridge's reply queue, the configuration broadcasts, the shared
+originate queue, each call's control queue) are registered with :meth:`Inbox.subscribe`
+and survive reconnects: after a lost connection the greenlet reconnects with back-off and
+jitter and declares and consumes every live subscription again.
+
+One greenlet reads the socket and runs the callbacks, so callbacks must be quick (hand the
+message to a waiter or a queue). Subscribing and cancelling from other greenlets only
+*writes* (``nowait`` methods) under a lock, so no two greenlets ever read the same socket.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.lock
+from kombu import Connection
+
+from whistle_tasks import amqp as wamqp
+from whistle_tasks.config import redact_url
+from whistle_tasks.util.log import get_logger
+
+log = get_logger(__name__)
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Subscription:
+    queue: str
+    bindings: list[tuple[str, str]]          # (exchange, routing key)
+    handler: Handler
+    exclusive: bool = True
+    durable: bool = False
+    auto_delete: bool = True
+    arguments: dict[str, Any] = field(default_factory=dict)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class Inbox:
+    def __init__(self, url: str, *, name: str = "inbox") -> None:
+        self.url = url
+        self.name = name
+        self.subscriptions: dict[str, Subscription] = {}
+        self._conn: Connection | None = None
+        self._channel: Any = None
+        self._lock = gevent.lock.RLock()
+        self._greenlet: gevent.Greenlet | None = None
+        self._stopping = False
+        self.connected = False
+        self.ready = gevent.event.Event()
+        self.stats = {"received": 0, "undecodable": 0, "handler_errors": 0, "reconnects": 0}
+
+    # -- subscriptions ----------------------------------------------------------------------
+    def subscribe(self, sub: Subscription) -> Subscription:
+        """Declare, bind and consume ``sub`` now (if connected) and after every reconnect."""
+        self.subscriptions[sub.tag] = sub
+        if self.connected:
+            try:
+                with self._lock:
+                    self._declare(sub)
+            except Exception as exc:  # noqa: BLE001 - the reader notices and reconnects
+                log.warning("%s: subscribe %s failed (%s); done again after reconnect",
+                            self.name, sub.queue, exc)
+        return sub
+
+    def cancel(self, tag: str, *, delete_queue: bool = False) -> None:
+        sub = self.subscriptions.pop(tag, None)
+        if sub is None or not self.connected:
+            return
+        try:
+            with self._lock:
+                self._channel.basic_cancel(sub.tag, nowait=True)
+                if delete_queue:
+                    self._channel.queue_delete(sub.queue, nowait=True)
+        except Exception as exc:  # noqa: BLE001 - the connection is going anyway
+            log.debug("%s: cancel %s: %s", self.name, sub.queue, exc)
+
+    def _declare(self, sub: Subscription) -> None:
+        ch = self._channel
+        ch.queue_declare(sub.queue, durable=sub.durable, exclusive=sub.exclusive,
+                         auto_delete=sub.auto_delete, arguments=sub.arguments or None,
+                         nowait=True)
+        for exchange, key in sub.bindings:
+            ch.queue_bind(sub.queue, exchange, key, nowait=True)
+        ch.basic_consume(sub.queue, consumer_tag=sub.tag, no_ack=True, nowait=True,
+                         callback=lambda message, s=sub: self._deliver(s, message))
+
+    def _deliver(self, sub: Subscription, message: Any) -> None:  # noqa: ANN401
+        self.stats["received"] += 1
+        try:
+            body = json.loads(message.body)
+            if not isinstance(body, dict):
+                raise ValueError(f"a JSON {type(body).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.stats["undecodable"] += 1
+            log.error("%s: undecodable message on %s dropped: %s", self.name, sub.queue, exc)
+            return
+        try:
+            sub.handler(body)
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("%s: handler for %s failed", self.name, sub.queue)
+
+    # -- the greenlet ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._greenlet is not None:
+            self._greenlet.kill()
+        self._close()
+
+    def _run(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            try:
+                self._connect()
+                delay = 0.2
+                while not self._stopping:
+                    self._conn.drain_events()  # type: ignore[union-attr]
+            except gevent.GreenletExit:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect whatever happened
+                if self._stopping:
+                    break
+                if self.connected:
+                    log.error("%s lost RabbitMQ (%s: %s); reconnecting", self.name,
+                              type(exc).__name__, exc)
+                self.connected = False
+                self.ready.clear()
+                self.stats["reconnects"] += 1
+                self._close()
+                gevent.sleep(random.uniform(0, delay))  # noqa: S311 - jitter
+                delay = min(delay * 2, 10.0)
+
+    def _connect(self) -> None:
+        conn = Connection(self.url, heartbeat=0, connect_timeout=5)
+        conn.connect()
+        wamqp.declare_exchanges(conn)
+        with self._lock:
+            self._conn = conn
+            self._channel = conn.channel()
+            for sub in list(self.subscriptions.values()):
+                self._declare(sub)
+            self.connected = True
+        self.ready.set()
+        log.info("%s connected to %s (%d subscriptions)", self.name, redact_url(self.url),
+                 len(self.subscriptions))
+
+    def _close(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:  # noqa: BLE001, S110 - already broken
+                pass

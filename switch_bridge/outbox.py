@@ -1,0 +1,221 @@
+"""Everything the bridge sends to RabbitMQ goes through one outbox: nothing is lost quietly.
+
+One greenlet owns a publishing connection in *confirm* mode and drains a bounded buffer:
+
+* a message is kept until RabbitMQ confirms it (``basic.ack``); if the connection drops
+  first, every unconfirmed message goes back to the front of the buffer and is sent again
+  after the reconnect (at-least-once: consumers are idempotent — a reg_success has a
+  deterministic document id, a call event carries its own ``Msg-ID``);
+* while RabbitMQ is away, messages wait in the buffer (``settings.event_buffer``) and go
+  out, in order, when it is back; the reconnect backs off exponentially with jitter;
+* if the buffer is ever full, the new message is dropped, counted (``dropped``) and
+  logged — never silently.
+
+Confirms are asynchronous (many messages in flight, acks with ``multiple``), so confirming
+costs no round trip per message. Requests to whapps take the same path; the request/reply
+layer refuses at once rather than queue a request while the broker is down
+(:attr:`Outbox.connected`), since a late answer is no answer for FreeSWITCH.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.event
+from amqp import Message
+from kombu import Connection
+
+from whistle_tasks import amqp as wamqp
+from whistle_tasks.config import redact_url
+from whistle_tasks.util.log import get_logger
+
+log = get_logger(__name__)
+
+MAX_UNCONFIRMED = 5000
+BATCH = 200
+
+
+@dataclass
+class Item:
+    body: bytes
+    exchange: str
+    key: str
+    headers: dict[str, Any] | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    kind: str = "event"
+
+
+class Outbox:
+    """A confirming, buffering publisher run by one greenlet."""
+
+    def __init__(self, url: str, capacity: int, *, name: str = "outbox") -> None:
+        self.url = url
+        self.capacity = capacity
+        self.name = name
+        self._buffer: deque[Item] = deque()
+        self._unconfirmed: OrderedDict[int, Item] = OrderedDict()
+        self._wake = gevent.event.Event()
+        self._greenlet: gevent.Greenlet | None = None
+        self._conn: Connection | None = None
+        self._channel: Any = None
+        self._next_tag = 1
+        self._stopping = False
+        self.connected = False
+        self.stats = {"published": 0, "confirmed": 0, "resent": 0, "dropped": 0,
+                      "nacked": 0, "reconnects": 0}
+        self._drop_logged_at = 0
+
+    # -- producer side ------------------------------------------------------------------
+    def put(self, item: Item) -> bool:
+        """Queue a message; False (counted, logged) when the buffer is full."""
+        if len(self._buffer) + len(self._unconfirmed) >= self.capacity:
+            self.stats["dropped"] += 1
+            dropped = self.stats["dropped"]
+            if dropped == 1 or dropped - self._drop_logged_at >= 1000:
+                self._drop_logged_at = dropped
+                log.error("%s full (%d messages): dropped %d so far (last: %s %s)", self.name,
+                          self.capacity, dropped, item.exchange, item.key)
+            return False
+        self._buffer.append(item)
+        self._wake.set()
+        return True
+
+    def put_api(self, msg: dict[str, Any], exchange: str, key: str, kind: str = "event") -> bool:
+        return self.put(Item(wamqp.encode_api(msg), exchange, key, kind=kind))
+
+    def put_request(self, task_name: str, msg: dict[str, Any], key: str) -> bool:
+        body, headers, properties = wamqp.encode_request(task_name, msg)
+        return self.put(Item(body, wamqp.CALLMGR.name, key, headers, properties, kind="request"))
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer) + len(self._unconfirmed)
+
+    # -- the greenlet ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Flush what can be flushed within ``timeout``, then close."""
+        deadline = gevent.get_hub().loop.now() + timeout
+        while self.buffered and self.connected and gevent.get_hub().loop.now() < deadline:
+            gevent.sleep(0.05)
+        self._stopping = True
+        self._wake.set()
+        if self._greenlet is not None:
+            self._greenlet.join(2)
+            self._greenlet.kill()
+        self._close()
+        if self.buffered:
+            log.error("%s stopped with %d messages not confirmed by RabbitMQ", self.name,
+                      self.buffered)
+
+    def _run(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            reader = None
+            try:
+                self._connect()
+                delay = 0.2
+                reader = gevent.spawn(self._read_confirms, self._conn)
+                self._pump(reader)
+            except gevent.GreenletExit:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: reconnect and resend
+                if self._stopping:
+                    break
+                self._lost(exc)
+                gevent.sleep(random.uniform(0, delay))  # noqa: S311 - jitter
+                delay = min(delay * 2, 10.0)
+            finally:
+                if reader is not None:
+                    reader.kill(block=False)
+
+    def _connect(self) -> None:
+        self._conn = Connection(self.url, heartbeat=0, connect_timeout=5)
+        self._conn.connect()
+        wamqp.declare_exchanges(self._conn)
+        self._channel = self._conn.channel()
+        self._channel.confirm_select()
+        self._channel.events["basic_ack"].add(self._on_ack)
+        self._channel.events["basic_nack"].add(self._on_nack)
+        self._next_tag = 1
+        self._broken: Exception | None = None
+        if not self.connected:
+            log.info("%s connected to %s", self.name, redact_url(self.url))
+        self.connected = True
+
+    def _read_confirms(self, conn: Connection) -> None:
+        """Its own greenlet: handles confirms as they come, and notices a dead connection."""
+        try:
+            while True:
+                conn.drain_events()
+        except gevent.GreenletExit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the pump reconnects
+            self._broken = exc
+            self._wake.set()
+
+    def _pump(self, reader: gevent.Greenlet) -> None:
+        while not self._stopping:
+            if self._broken is not None:
+                raise self._broken
+            sent = 0
+            while self._buffer and sent < BATCH and len(self._unconfirmed) < MAX_UNCONFIRMED:
+                item = self._buffer[0]
+                self._channel.basic_publish(
+                    Message(item.body, content_type=wamqp.CONTENT_TYPE,
+                            content_encoding="utf-8", application_headers=item.headers,
+                            **item.properties),
+                    exchange=item.exchange, routing_key=item.key)
+                self._buffer.popleft()
+                self._unconfirmed[self._next_tag] = item
+                self._next_tag += 1
+                self.stats["published"] += 1
+                sent += 1
+            if self._buffer and len(self._unconfirmed) < MAX_UNCONFIRMED:
+                gevent.sleep(0)  # a batch out: let the others run, then carry on
+                continue
+            self._wake.clear()
+            self._wake.wait(1.0 if not self._buffer else 0.01)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            while self._unconfirmed and next(iter(self._unconfirmed)) <= delivery_tag:
+                self._unconfirmed.popitem(last=False)
+                self.stats["confirmed"] += 1
+        elif self._unconfirmed.pop(delivery_tag, None) is not None:
+            self.stats["confirmed"] += 1
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        tags = [t for t in self._unconfirmed if t <= delivery_tag] if multiple else [delivery_tag]
+        for tag in reversed(tags):
+            item = self._unconfirmed.pop(tag, None)
+            if item is not None:
+                self.stats["nacked"] += 1
+                self._buffer.appendleft(item)
+
+    def _lost(self, exc: Exception) -> None:
+        was = self.connected
+        self.connected = False
+        resend = list(self._unconfirmed.values())
+        self._unconfirmed.clear()
+        self._buffer.extendleft(reversed(resend))
+        self.stats["resent"] += len(resend)
+        self.stats["reconnects"] += 1
+        if was:
+            log.error("%s lost RabbitMQ (%s: %s); %d messages wait for it", self.name,
+                      type(exc).__name__, exc, len(self._buffer))
+        self._close()
+
+    def _close(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:  # noqa: BLE001, S110 - already broken
+                pass
