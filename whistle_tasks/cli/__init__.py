@@ -48,6 +48,15 @@ def config_cmd(markdown: bool) -> None:
         click.echo(f"{config.env_name(name)}={value}")
 
 
+@main.command("bridge", context_settings={"ignore_unknown_options": True})
+def bridge_cmd() -> None:
+    """Run a switch bridge (FreeSWITCH's event socket and mod_xml_curl side)."""
+    import os
+
+    # a fresh interpreter, so gevent patches the standard library before anything imports it
+    os.execv(sys.executable, [sys.executable, "-m", "switch_bridge"])  # noqa: S606
+
+
 def _register() -> None:
     from whistle_tasks.cli import provision
 
