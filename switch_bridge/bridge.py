@@ -26,15 +26,17 @@ import gevent.event
 
 from switch_bridge import events, fetch, render
 from switch_bridge.authcache import AuthCache
+from switch_bridge.control import ControlManager
 from switch_bridge.esl.node import EslNode
 from switch_bridge.esl.protocol import Event
 from switch_bridge.http import XML, AccessPolicy, HttpFront, make_server
-from switch_bridge.inbox import Inbox, Subscription
 from switch_bridge.metrics import Metrics
+from switch_bridge.originate import Originator
 from switch_bridge.outbox import Outbox
 from switch_bridge.rpc import Rpc
 from whistle_tasks import amqp as wamqp
 from whistle_tasks.config import Settings
+from whistle_tasks.inbox import Inbox, Subscription
 from whistle_tasks.util.log import call_id, get_logger
 
 log = get_logger(__name__)
@@ -82,8 +84,22 @@ class Bridge:
             {"/fs/directory": self.directory, "/fs/dialplan": self.dialplan,
              "/metrics": self._metrics, "/health": self._health},
             on_forbidden=self._forbidden))
+        self.control = ControlManager(outbox=self.outbox, inbox=self.inbox,
+                                      node_for=self.node_for, node_name=self.node_name)
+        self.originator = Originator(outbox=self.outbox, inbox=self.inbox,
+                                     nodes=lambda: self.nodes, control=self.control,
+                                     node_name=self.node_name)
+        # hooks: on_route_answer(answer, call, request), on_event(node, event), start, stop
+        self.extensions: list[Any] = [self.control, self.originator]
         self._register_gauges()
-        self.extensions: list[Any] = []  # call control, originate (issue 4) hook in here
+
+    def node_for(self, hostname: str | None) -> EslNode | None:
+        """The connected node that serves FreeSWITCH ``hostname`` (any, if there is one)."""
+        live = [n for n in self.nodes if n.connected]
+        for node in live:
+            if hostname and node.fs_hostname == hostname:
+                return node
+        return live[0] if len(live) == 1 or not hostname else None
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -222,6 +238,12 @@ class Bridge:
                 self.metrics.ev_ignored.inc()
                 return
             key, msg = translated
+            command = self.control.command_of(event.get("Application-UUID"))
+            if command is not None:
+                # name the Whistle command the application ran for, not FreeSWITCH's app
+                msg["Application-Name"] = command["Application-Name"]
+                if command.get("Msg-ID") and name == "CHANNEL_EXECUTE_COMPLETE":
+                    msg["Msg-Reply-ID"] = command["Msg-ID"]
             if self.outbox.put_api(msg, wamqp.CALLEVT.name, key):
                 self.metrics.ev_published.inc()
         except Exception as exc:  # noqa: BLE001 - one bad event never stops the stream
@@ -270,6 +292,8 @@ class Bridge:
                 lambda: self.rpc.waiting)
         m.gauge("whistle_bridge_esl_frame_errors", "Broken ESL frames skipped",
                 lambda: sum(n.stats().get("frame_errors", 0) for n in self.nodes))
+        m.gauge("whistle_bridge_controlled_calls", "Calls under call control",
+                lambda: len(self.control.calls))
         m.node_collector(lambda: self.nodes)
 
     def _metrics(self, body: bytes, environ: dict[str, Any]) -> tuple[int, str, bytes]:

@@ -60,6 +60,8 @@ class Settings:
     worker_pools: str = setting(
         "registrar=threads:8,router=threads:8,callflow=gevent:500,maintenance=threads:2",
         "Celery pool and concurrency of each whapp's workers (`whapp=pool:n`, comma-separated).")
+    whapp_modules: str = setting("",
+        "Extra Python modules with your call whapps (`@whapp(...)`), comma-separated.")
     task_events: bool = setting(True,
         "Workers send task events (what Flower shows live).")
     workers_per_queue: str = setting("",

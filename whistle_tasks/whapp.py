@@ -92,7 +92,9 @@ def handler(whapp: str, event: str, *, message: str | None = None,
     bind = task_options.pop("bind", False)
 
     def decorate(fn: Callable[..., Any]) -> Any:  # noqa: ANN401
-        @app.task(name=name, bind=True, acks_late=True, ignore_result=True, **task_options)
+        options = {"acks_late": True, "ignore_result": True, **task_options}
+
+        @app.task(name=name, bind=True, **options)
         @functools.wraps(fn)
         def task(self: Any, msg: Any = None, *extra: Any, **kwargs: Any) -> Any:  # noqa: ANN401
             if extra or kwargs or not isinstance(msg, dict):

@@ -1,1 +1,50 @@
-"""Tasks of the callflow whapp (added by their issue)."""
+"""``callflow.route_win``: the bridge hands a parked call to the whapp its number names.
+
+The task runs for as long as the whapp drives the call (on the gevent pool a waiting call is
+a sleeping greenlet). Whatever happens, the whapp's end hangs the call up if it is still up,
+and an error in a whapp is logged with the call id, never left hanging.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whistle_tasks.callflow import registry
+from whistle_tasks.callflow.call import Call, CallError
+from whistle_tasks.config import settings
+from whistle_tasks.util.log import get_logger
+from whistle_tasks.whapp import handler
+
+log = get_logger(__name__)
+WHAPP = "callflow"
+
+registry.load("whistle_tasks.callflow.apps.attendant," + settings.whapp_modules)
+
+
+@handler(WHAPP, "route_win", acks_late=False)
+def route_win(msg: dict[str, Any]) -> str:
+    ccvs = msg.get("Custom-Channel-Vars") or {}
+    name = str(ccvs.get("Whapp") or "")
+    fn = registry.get(name)
+    call = Call.from_route_win(msg)
+    try:
+        if fn is None:
+            log.error("route_win for unknown whapp %r (known: %s)", name, registry.names())
+            call.respond(503, "Service Unavailable")
+            return "unknown whapp"
+        log.info("whapp %s takes the call", name)
+        fn(call)
+        return "done"
+    except CallError as exc:
+        log.info("whapp %s ended: %s", name, exc)
+        return type(exc).__name__
+    except Exception:
+        log.exception("whapp %s failed", name)
+        return "failed"
+    finally:
+        try:
+            if not call.hungup:
+                call.hangup()
+        except CallError:
+            pass
+        call.close()

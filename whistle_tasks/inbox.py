@@ -1,8 +1,8 @@
-"""Everything the bridge receives from RabbitMQ comes through one consuming connection.
+"""One consuming connection per gevent process (the bridge, a call-control whapp).
 
-Subscriptions (the bridge's reply queue, the configuration broadcasts, the shared
-originate queue, each call's control queue) are registered with :meth:`Inbox.subscribe`
-and survive reconnects: after a lost connection the greenlet reconnects with back-off and
+Subscriptions (a reply queue, the configuration broadcasts, the shared originate queue,
+each call's control or event queue) are registered with :meth:`Inbox.subscribe` and
+survive reconnects: after a lost connection the greenlet reconnects with back-off and
 jitter and declares and consumes every live subscription again.
 
 One greenlet reads the socket and runs the callbacks, so callbacks must be quick (hand the
