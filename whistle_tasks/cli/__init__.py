@@ -58,9 +58,12 @@ def bridge_cmd() -> None:
 
 
 def _register() -> None:
-    from whistle_tasks.cli import provision
+    from whistle_tasks.cli import imports, maintenance, ops, provision
 
     provision.register(main)
+    imports.register(main)
+    maintenance.register(main)
+    ops.register(main)
 
 
 _register()
