@@ -8,6 +8,7 @@ Exit status 1 when any row failed (skips are not failures: re-running a file is 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def _run(kind: str, path: Path, realm: str | None,
     except (imports.ImportFileError, OSError) as exc:
         raise click.ClickException(f"{path}: {exc}") from None
     with click.progressbar(length=len(table), label=f"importing {kind}",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:
         summary = run(table, realm, progress=bar.update)
     click.echo(f"{kind}: {summary.created} created, {summary.skipped} skipped, "
                f"{summary.failed} failed ({len(table)} rows in {summary.seconds:.1f}s)")
