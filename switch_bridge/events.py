@@ -15,10 +15,10 @@ What comes out
       de-registration) for ``sofia::unregister`` and ``sofia::expire``.
 
 The messages are built here as plain dicts with the default headers filled, not through
-``schemas.build``: build prunes and validates every field, which costs more than the whole
-translation; the output is valid by construction (integer fields are only set from digit
-strings, ``_undef_`` never passes) and the tests validate every message made from every
-real capture.
+``schemas.build``: build prunes and validates every field, ~6 us on top of the ~12 us of the
+translation of a call event (measured on the captures). The output is valid by
+construction (integer fields are only set from digit strings, ``_undef_`` never passes)
+and the tests validate every message made from every real capture.
 
 Decisions (documented here because other modules rely on them)
     * ``Timestamp`` / ``Event-Timestamp``: Unix time in *seconds*, a float, from
