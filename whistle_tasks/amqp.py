@@ -41,6 +41,7 @@ CONTENT_TYPE = "application/json"
 ORIGINATE_KEY = "originate.resource.req"
 
 _KEEP = re.compile(r"[A-Za-z0-9\-~_]")
+_ALL_KEPT = re.compile(r"[A-Za-z0-9\-~_]*").fullmatch
 
 
 def encode_key_word(word: str) -> str:
@@ -50,7 +51,7 @@ def encode_key_word(word: str) -> str:
     byte of the UTF-8 encoding ``%XX`` (upper-case hex); a lone ``*`` or ``#`` stays, so it
     still works as a wildcard in a binding.
     """
-    if word in ("*", "#"):
+    if word in ("*", "#") or _ALL_KEPT(word):
         return word
     out = []
     for ch in str(word):
