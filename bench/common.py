@@ -1,7 +1,7 @@
 """Shared by the benchmarks: isolated resources, processes, load shapes and statistics.
 
-Benchmarks use their own CouchDB prefix (``bench_``), Redis db 13 and the test vhost, so
-they neither touch a running platform nor the test suite's data. Each one measures the
+Benchmarks use their own RabbitMQ vhost (``whistle_bench``, created here), CouchDB prefix
+(``bench_``) and Redis db 13, so they touch neither a running platform nor the tests. Each one measures the
 system under test and a baseline in the same run and prints both with their ratio.
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 BENCH_ENV = {
     "WHISTLE_AMQP_URL": os.environ.get("WHISTLE_BENCH_AMQP_URL",
-                                       "amqp://guest:guest@127.0.0.1:5672/whistle_test"),
+                                       "amqp://guest:guest@127.0.0.1:5672/whistle_bench"),
     "WHISTLE_REDIS_URL": os.environ.get("WHISTLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
     "WHISTLE_COUCH_URL": os.environ.get("WHISTLE_BENCH_COUCH_URL", "http://127.0.0.1:5984"),
     "WHISTLE_COUCH_PREFIX": "bench_",
@@ -68,10 +68,18 @@ def median_result(results: Sequence[Result]) -> Result:
     return ordered[len(ordered) // 2]
 
 
+def ensure_vhost() -> None:
+    if "WHISTLE_BENCH_AMQP_URL" in os.environ:
+        return
+    subprocess.run([str(ROOT / "scripts" / "services.sh"), "vhost", "whistle_bench"], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def reset_bench_resources() -> None:
     import redis
     import requests
 
+    ensure_vhost()
     base = BENCH_ENV["WHISTLE_COUCH_URL"]
     for name in requests.get(f"{base}/_all_dbs", timeout=10).json():
         if name.startswith("bench_"):

@@ -46,10 +46,12 @@ def clean_services() -> None:
 
 @pytest.fixture(scope="session")
 def whapp_worker(clean_services: None):  # noqa: ANN201
-    """One Celery worker serving every whapp queue, for the whole session."""
+    """One Celery worker serving the registrar and maintenance for the whole session (the
+    router and call-control whapps have their own, so bridge tests can answer routes)."""
     from tests import support
 
-    worker = support.start_worker("registrar,router,callflow,maintenance", name="whapps")
+    worker = support.start_worker("registrar,maintenance", name="whapps", pool="threads",
+                                  concurrency=8)  # log: test-output/whapps.log
     yield worker
     worker.stop()
 

@@ -50,7 +50,7 @@ class Process:
                  ready: str | None = None, ready_timeout: float = 30.0) -> None:
         OUTPUT.mkdir(exist_ok=True)
         self.name = name
-        self.log_path = OUTPUT / f"{name}.log"
+        self.log_path = OUTPUT / f"{name}-{os.getpid()}.log"  # pid: parallel runs never clash
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})},
                                      stdout=self._log, stderr=subprocess.STDOUT,
@@ -62,7 +62,8 @@ class Process:
                 raise AssertionError(f"{name} exited early:\n{self.output()[-3000:]}")
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -84,8 +85,9 @@ def start_worker(queues: str = "registrar", name: str | None = None,
                  env: dict[str, str] | None = None, pool: str = "gevent",
                  concurrency: int = 100) -> Process:
     name = name or f"worker-{queues.replace(',', '-')}-{uuid.uuid4().hex[:6]}"
+    # the node name is unique per test run: a worker name is an exclusive queue in the vhost
     argv = [str(VENV_BIN / "celery"), "-A", "whistle_tasks", "worker", "-Q", queues,
-            "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO",
+            "-P", pool, "-c", str(concurrency), "-n", f"{name}-{os.getpid()}@%h", "-l", "INFO",
             "--without-mingle", "--without-gossip"]
     return Process(name, argv, env=env, ready="ready.")
 
