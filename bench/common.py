@@ -1,8 +1,9 @@
 """Shared by the benchmarks: isolated resources, processes, load shapes and statistics.
 
 Benchmarks use their own RabbitMQ vhost (``whistle_bench``, created here), CouchDB prefix
-(``bench_``) and Redis db 13, so they touch neither a running platform nor the tests. Each one measures the
-system under test and a baseline in the same run and prints both with their ratio.
+(``bench_``) and Redis db 13, so they touch neither a running platform nor the tests.
+Each one measures the system under test and a baseline in the same run and prints both
+with their ratio.
 """
 
 from __future__ import annotations
