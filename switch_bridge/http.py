@@ -1,9 +1,15 @@
 """The bridge's HTTP side: mod_xml_curl's ``POST /fs/directory`` and ``/fs/dialplan``,
-``GET /metrics`` and ``GET /health``, served by gevent's WSGI server.
+``GET /metrics`` and ``GET /health``.
 
-Every response leaves in one write with ``TCP_NODELAY`` on the accepted socket: without
-it, FreeSWITCH's libcurl would wait for a delayed ACK (~40 ms, DESIGN.md) on every lookup.
+A gevent ``StreamServer`` with the ``httptools`` parser (llhttp, the C parser of Node.js,
+maintained by the uvloop project): every lookup is a new TCP connection from FreeSWITCH's
+libcurl, and gevent's WSGI server spent more on parsing headers through ``email.parser``
+and building a WSGI environ than the bridge spent answering (measured: 590 µs of bridge CPU
+per cached lookup with pywsgi). The answer leaves in one write with ``TCP_NODELAY`` on the
+accepted socket: without it, libcurl waits for a delayed ACK (~40 ms, DESIGN.md).
+
 Only configured clients may call (IP networks, optional basic auth): others get 403.
+Malformed HTTP gets 400, a body over 1 MiB gets 413, a client that stalls is cut off.
 """
 
 from __future__ import annotations
@@ -12,31 +18,28 @@ import base64
 import hmac
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from gevent.pywsgi import WSGIHandler, WSGIServer
+import httptools
+from gevent.server import StreamServer
 
 from whistle_tasks.util.log import get_logger
 
 log = get_logger(__name__)
 
 MAX_BODY = 1 << 20
+MAX_HEAD = 64 << 10
+IO_TIMEOUT = 10.0
 XML = "text/xml"
 
+#: an endpoint: (body, request) -> (status, content type, payload); ``request`` holds
+#: ``REMOTE_ADDR``, ``REQUEST_METHOD``, ``PATH_INFO`` and ``HTTP_<NAME>`` headers
 Endpoint = Callable[[bytes, dict[str, Any]], tuple[int, str, bytes]]
 
-
-class NoDelayHandler(WSGIHandler):
-    def handle(self) -> None:
-        try:
-            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        super().handle()
-
-    def log_request(self) -> None:  # access logs would cost more than the answer itself
-        return
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
+            503: "Service Unavailable"}
 
 
 class AccessPolicy:
@@ -46,19 +49,29 @@ class AccessPolicy:
         self.networks = [ipaddress.ip_network(part.strip(), strict=False)
                          for part in allow.split(",") if part.strip()]
         self.auth = auth
+        self._allowed: dict[str, bool] = {}
 
-    def allows(self, environ: dict[str, Any]) -> bool:
+    def address_allowed(self, address: str) -> bool:
+        known = self._allowed.get(address)
+        if known is not None:
+            return known
         try:
-            addr = ipaddress.ip_address(environ.get("REMOTE_ADDR", "").split("%", 1)[0])
+            addr = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
             return False
         if addr.version == 6 and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
-        if not any(addr in net for net in self.networks):
+        allowed = any(addr in net for net in self.networks)
+        if len(self._allowed) < 10_000:
+            self._allowed[address] = allowed
+        return allowed
+
+    def allows(self, request: dict[str, Any]) -> bool:
+        if not self.address_allowed(request.get("REMOTE_ADDR", "")):
             return False
         if not self.auth:
             return True
-        header = environ.get("HTTP_AUTHORIZATION", "")
+        header = request.get("HTTP_AUTHORIZATION", "")
         if not header.lower().startswith("basic "):
             return False
         try:
@@ -68,54 +81,124 @@ class AccessPolicy:
         return hmac.compare_digest(given.encode(), self.auth.encode())
 
 
+class _Request:
+    """httptools callbacks: collects one request."""
+
+    __slots__ = ("url", "headers", "body", "size", "complete", "too_big")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.size = 0
+        self.complete = False
+        self.too_big = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers["HTTP_" + name.decode("latin-1").upper().replace("-", "_")] = \
+            value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > MAX_BODY:
+            self.too_big = True
+        else:
+            self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+def response(status: int, content_type: str, payload: bytes, *, close: bool) -> bytes:
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            f"{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n")
+    return head.encode("latin-1") + payload
+
+
 class HttpFront:
-    """A WSGI app routing the paths above to the bridge's endpoint functions."""
+    """Routes the paths above to the bridge's endpoint functions, enforcing the policy."""
 
     def __init__(self, policy: AccessPolicy, endpoints: dict[str, Endpoint],
-                 on_forbidden: Callable[[str, str], None] | None = None) -> None:
+                 on_forbidden: Callable[[str, str], None] | None = None,
+                 on_bad_request: Callable[[str, str], None] | None = None) -> None:
         self.policy = policy
         self.endpoints = endpoints
         self.on_forbidden = on_forbidden
+        self.on_bad_request = on_bad_request
 
-    def __call__(self, environ: dict[str, Any],
-                 start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if not self.policy.allows(environ):
+    def handle(self, sock: socket.socket, address: tuple[Any, ...]) -> None:
+        """One connection: requests until the client closes or asks to (libcurl's way)."""
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        sock.settimeout(IO_TIMEOUT)
+        remote = str(address[0]) if address else ""
+        try:
+            while self._one(sock, remote):
+                pass
+        except OSError:
+            pass  # the client went away or stalled: nothing to answer
+        finally:
+            sock.close()
+
+    def _one(self, sock: socket.socket, remote: str) -> bool:
+        """Serve one request; True to keep the connection for another."""
+        req = _Request()
+        parser = httptools.HttpRequestParser(req)
+        received = 0
+        while not req.complete:
+            data = sock.recv(65536)
+            if not data:
+                return False
+            received += len(data)
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                self._bad(remote, f"malformed HTTP: {exc}")
+                sock.sendall(response(400, "text/plain", b"bad request\n", close=True))
+                return False
+            if req.too_big or (not req.complete and received > MAX_HEAD + MAX_BODY):
+                self._bad(remote, "request body over 1 MiB")
+                sock.sendall(response(413, "text/plain", b"too large\n", close=True))
+                return False
+        keep = parser.should_keep_alive()
+        method = parser.get_method().decode("latin-1")
+        path = req.url.split(b"?", 1)[0].decode("latin-1")
+        request = {"REMOTE_ADDR": remote, "REQUEST_METHOD": method, "PATH_INFO": path,
+                   **req.headers}
+        status, content_type, payload = self.dispatch(method, path, b"".join(req.body), request)
+        sock.sendall(response(status, content_type, payload, close=not keep))
+        return keep
+
+    def dispatch(self, method: str, path: str, body: bytes,
+                 request: dict[str, Any]) -> tuple[int, str, bytes]:
+        if not self.policy.allows(request):
             if self.on_forbidden:
-                self.on_forbidden(path, environ.get("REMOTE_ADDR", "?"))
-            return _respond(start_response, 403, "text/plain", b"forbidden\n")
+                self.on_forbidden(path, request.get("REMOTE_ADDR", "?"))
+            return 403, "text/plain", b"forbidden\n"
         endpoint = self.endpoints.get(path)
         if endpoint is None:
-            return _respond(start_response, 404, "text/plain", b"not found\n")
-        body = b""
-        if method == "POST":
-            try:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY:
-                length = MAX_BODY + 1
-            body = environ["wsgi.input"].read(min(length, MAX_BODY + 1))
-        elif method != "GET":
-            return _respond(start_response, 405, "text/plain", b"method not allowed\n")
-        status, content_type, payload = endpoint(body, environ)
-        return _respond(start_response, status, content_type, payload)
+            return 404, "text/plain", b"not found\n"
+        if method not in ("GET", "POST"):
+            return 405, "text/plain", b"method not allowed\n"
+        try:
+            return endpoint(body, request)
+        except Exception:
+            log.exception("%s %s failed", method, path)
+            return 500, "text/plain", b"internal error\n"
+
+    def _bad(self, remote: str, why: str) -> None:
+        log.warning("bad HTTP request from %s: %s", remote, why)
+        if self.on_bad_request:
+            self.on_bad_request(remote, why)
 
 
-_REASONS = {200: "OK", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            500: "Internal Server Error", 503: "Service Unavailable"}
-
-
-def _respond(start_response: Callable[..., Any], status: int, content_type: str,
-             payload: bytes) -> list[bytes]:
-    start_response(f"{status} {_REASONS.get(status, 'OK')}",
-                   [("Content-Type", content_type), ("Content-Length", str(len(payload)))])
-    return [payload]
-
-
-def make_server(listen: str, app: HttpFront) -> WSGIServer:
+def make_server(listen: str, front: HttpFront) -> StreamServer:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
-    return WSGIServer((host, int(port)), app, handler_class=NoDelayHandler, log=None,
-                      error_log=log)
+    return StreamServer((host, int(port)), front.handle, backlog=1024)

@@ -81,6 +81,9 @@ class Settings:
         "Seconds the bridge keeps credentials per (realm, user).")
     event_buffer: int = setting(100_000,
         "Messages the bridge holds while RabbitMQ is away.")
+    bridge_fixed_answers: bool = setting(False,
+        "Diagnostics: the bridge answers every lookup from a fixed in-process answer "
+        "(no AMQP, no whapp) — the floor the benchmarks compare with.")
     esl_heartbeat_timeout: int = setting(60,
         "Seconds without any event before an ESL node is reconnected.")
     esl_format: str = setting("json",
