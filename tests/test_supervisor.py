@@ -442,3 +442,102 @@ def test_whistle_up_bad_options_are_usage_errors():
     lines = proc.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["router-1", "router-2"]
     assert "-n router-2@%h" in lines[1]
+
+
+# --- deploy/ and Procfile: consistent with the code they configure ----------------------
+
+DEPLOY = ROOT / "deploy"
+
+
+def test_freeswitch_snippets_parse_and_point_at_the_bridge():
+    import xml.etree.ElementTree as ET
+
+    files = sorted((DEPLOY / "freeswitch").glob("*.xml"))
+    assert len(files) >= 6
+    for path in files:
+        ET.parse(path)  # FreeSWITCH refuses a malformed file at load time
+    cfg = config.load({})
+    curl = ET.parse(DEPLOY / "freeswitch" / "xml_curl.conf.xml").getroot()
+    bindings = {}
+    for binding in curl.iter("binding"):
+        params = {p.get("name"): p for p in binding.iter("param")}
+        url = params["gateway-url"]
+        bindings[url.get("bindings")] = url.get("value")
+        assert params["disable-100-continue"].get("value") == "true"
+        # mod_xml_curl's timeout is whole seconds; it must outlast the bridge's budget
+        assert int(params["timeout"].get("value")) * 1000 > cfg.answer_budget_ms
+    assert bindings == {"directory": f"http://{cfg.http_listen}/fs/directory",
+                        "dialplan": f"http://{cfg.http_listen}/fs/dialplan"}
+    esl = {p.get("name"): p.get("value") for p in ET.parse(
+        DEPLOY / "freeswitch" / "event_socket.conf.xml").getroot().iter("param")}
+    host, port, _ = cfg.fs_nodes.split(":")
+    assert (esl["listen-ip"], esl["listen-port"]) == (host, port)
+    profile = {p.get("name"): p.get("value") for p in ET.parse(
+        DEPLOY / "freeswitch" / "sofia-profile-whistle.xml").getroot().iter("param")}
+    assert profile["accept-blind-reg"] == "false"
+    assert profile["auth-calls"] == "true"
+    assert profile["challenge-realm"] == "auto_from"
+    assert profile["context"] == "default"
+
+
+def test_env_file_names_every_setting_with_its_default():
+    from dataclasses import fields
+
+    text = (DEPLOY / "systemd" / "whistle.env").read_text()
+    found = re.findall(r"^#?(WHISTLE_\w+)=(.*)$", text, re.M)
+    names = [name for name, _ in found]
+    expected = [config.env_name(f.name) for f in fields(config.Settings)]
+    assert sorted(names) == sorted(expected), "deploy/systemd/whistle.env is out of date"
+    defaults = config.Settings()
+    for line in text.splitlines():
+        m = re.match(r"^(WHISTLE_\w+)=(.*)$", line)
+        if m:  # an uncommented value must be the default: installing the file changes nothing
+            field = m.group(1)[len("WHISTLE_"):].lower()
+            assert getattr(config.load({m.group(1): m.group(2)}), field) == \
+                getattr(defaults, field), m.group(1)
+
+
+def test_procfile_and_units_run_real_processes():
+    from whistle_tasks.cli.ops import spec_named
+
+    procfile = dict(re.findall(r"^([A-Za-z0-9_-]+):\s*(.+)$",
+                               (ROOT / "Procfile").read_text(), re.M))
+    assert set(procfile) == {"bridge", "registrar", "router", "callflow", "maintenance",
+                             "beat", "flower"}
+    for command in procfile.values():
+        assert command.startswith(".venv/bin/whistle run ")
+        spec_named(command.split()[-1])  # raises for an unknown process
+    units = DEPLOY / "systemd"
+    for unit in units.glob("*.service"):
+        text = unit.read_text()
+        assert "Restart=on-failure" in text and "User=whistle" in text, unit.name
+        assert "EnvironmentFile=/etc/whistle/whistle.env" in text, unit.name
+        exec_start = re.search(r"^ExecStart=(.*)$", text, re.M).group(1).split()
+        assert exec_start[:2] == ["/opt/whistle/.venv/bin/whistle", "run"], unit.name
+        if exec_start[2] != "%i":
+            spec_named(exec_start[2])
+    wants = " ".join(re.findall(r"^Wants=(.*)$", (units / "whistle.target").read_text(), re.M))
+    workers = re.findall(r"whistle-worker@([\w-]+)\.service", wants)
+    assert sorted(workers) == ["callflow", "maintenance", "registrar", "router"]
+    for instance in workers:
+        spec_named(instance)
+    worker_unit = (units / "whistle-worker@.service").read_text()
+    # Celery's warm shutdown: SIGTERM to the main process only, time to finish tasks
+    assert "KillSignal=SIGTERM" in worker_unit and "KillMode=mixed" in worker_unit
+    assert int(re.search(r"^TimeoutStopSec=(\d+)", worker_unit, re.M).group(1)) >= 30
+
+
+def test_kamailio_accepts_the_balancer_config(tmp_path: Path):
+    import shutil
+
+    kamailio = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin")
+    if not kamailio:
+        pytest.skip("kamailio is not installed (apt-get install kamailio to check the cfg)")
+    src = DEPLOY / "sip-lb" / "kamailio"
+    cfg = (src / "kamailio.cfg").read_text()
+    cfg = cfg.replace("/etc/kamailio/dispatcher.list", str(src / "dispatcher.list"))
+    cfg = cfg.replace("10.0.0.5:5060", "127.0.0.1:5060")
+    (tmp_path / "kamailio.cfg").write_text(cfg)
+    proc = subprocess.run([kamailio, "-c", "-f", str(tmp_path / "kamailio.cfg")],
+                          capture_output=True, text=True, timeout=60)
+    assert "config file ok" in proc.stdout + proc.stderr, proc.stderr[-2000:]
