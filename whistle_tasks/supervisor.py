@@ -399,7 +399,7 @@ class Supervisor:
     def start(self) -> None:
         """Start every process (a process that cannot start is retried with back-off)."""
         with self._lock:
-            if self._started:
+            if self._started or self._stopping:
                 return
             self._started = True
             for child in self._children.values():
@@ -418,7 +418,7 @@ class Supervisor:
             self.start()
             if on_started is not None:
                 on_started()
-            while True:
+            while not self._stopping:  # (stop() may have run before this loop began)
                 try:
                     event = self._events.get(timeout=self._next_due_in())
                 except queue.Empty:
