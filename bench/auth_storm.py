@@ -9,8 +9,9 @@ Modes (issue #3):
   nothing (``WHISTLE_AUTH_CACHE_TTL=0``), so every request crosses AMQP to the registrar,
   as after a restart.
 
-Each under a closed loop with 64 requests in flight (throughput) and an open loop at 400/s
-(p50/p99 from the scheduled send time), beside the floor: the same loads answered by a
+Each under a closed loop with 64 requests in flight (throughput; made by ``wrk``, a new
+connection per request as libcurl does) and an open loop at 400/s (p50/p99 from the
+scheduled send time; a gevent client), beside the floor: the same loads answered by a
 bridge from a fixed in-process answer (``WHISTLE_BRIDGE_FIXED_ANSWERS``: no AMQP, no cache,
 the same parse and render). Every answer is checked to be the user's directory entry.
 Targets (this 2-core machine): warm ≥ 3,000/s, p99 ≤ 10 ms at 400/s; cold ≥ 800/s,
@@ -32,12 +33,13 @@ from gevent import monkey  # noqa: E402
 
 monkey.patch_all()
 
-from bench import common  # noqa: E402
+from bench import common, wrk  # noqa: E402
 from bench.http_load import HttpLoad, request_bytes  # noqa: E402
 
 FIXTURE = (common.ROOT.parent / "shared" / "fixtures" / "freeswitch" / "modern" /
            "a_register_unregister" / "xmlcurl_01_directory_sip_auth_REGISTER_1000.body")
 REALM = "storm.example.com"
+MARKER = '<param name="password"'   # every answer must be the user's directory entry
 
 
 def free_port() -> int:
@@ -112,26 +114,32 @@ def main() -> None:
                 return request_bytes("127.0.0.1", port, "/fs/directory", bodies[user])
 
             def check(answer: bytes) -> bool:
-                return answer.startswith(b"HTTP/1.1 200") and b'<param name="password"' in answer
+                return answer.startswith(b"HTTP/1.1 200") and MARKER.encode() in answer
 
             real_load = HttpLoad("127.0.0.1", real_port, lambda i, p=real_port: make(i, p), check)
             floor_load = HttpLoad("127.0.0.1", floor_port, lambda i, p=floor_port: make(i, p),
                                   check)
-            # warm-up: every warm user once (fills the bridge cache), a few cold ones
-            real_load.closed("warm-up", args.inflight, 3)
-            floor_load.closed("warm-up", args.inflight, 1)
+            mode_bodies = [bodies[u] for u in chosen]
+            real_url = f"http://127.0.0.1:{real_port}/fs/directory"
+            floor_url = f"http://127.0.0.1:{floor_port}/fs/directory"
+            # warm-up: every warm user once (fills the bridge cache)
+            wrk.closed("warm-up", real_url, mode_bodies, connections=args.inflight,
+                       seconds=3, marker=MARKER)
             results[mode] = {
                 "floor closed": common.run_repeated(
-                    lambda fl=floor_load: fl.closed("floor", args.inflight, args.seconds),
-                    args.repeats),
+                    lambda u=floor_url, b=mode_bodies: wrk.closed(
+                        "floor", u, b, connections=args.inflight, seconds=args.seconds,
+                        marker=MARKER), args.repeats),
                 "real closed": common.run_repeated(
-                    lambda rl=real_load: rl.closed(mode, args.inflight, args.seconds),
-                    args.repeats),
+                    lambda u=real_url, b=mode_bodies, m=mode: wrk.closed(
+                        m, u, b, connections=args.inflight, seconds=args.seconds,
+                        marker=MARKER), args.repeats),
                 "floor open": common.run_repeated(
                     lambda fl=floor_load: fl.open("floor", args.rate, args.seconds),
                     args.repeats),
                 "real open": common.run_repeated(
-                    lambda rl=real_load: rl.open(mode, args.rate, args.seconds), args.repeats),
+                    lambda rl=real_load, m=mode: rl.open(m, args.rate, args.seconds),
+                    args.repeats),
             }
             real.stop()
             floor.stop()

@@ -43,12 +43,16 @@ class Result:
     errors: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    #: percentiles measured elsewhere (wrk reports them, not the samples)
+    reported: dict[float, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.answered / self.seconds if self.seconds else 0.0
 
     def pct(self, p: float) -> float:
+        if p in self.reported:
+            return self.reported[p]
         if not self.latencies_ms:
             return float("nan")
         ordered = sorted(self.latencies_ms)

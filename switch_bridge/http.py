@@ -82,34 +82,56 @@ class AccessPolicy:
 
 
 class _Request:
-    """httptools callbacks: collects one request."""
+    """One request as the parser saw it."""
 
-    __slots__ = ("url", "headers", "body", "size", "complete", "too_big")
+    __slots__ = ("url", "headers", "body", "size", "too_big", "keep_alive", "method")
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.size = 0
-        self.complete = False
         self.too_big = False
+        self.keep_alive = False
+        self.method = ""
+
+
+class _Connection:
+    """httptools callbacks for one connection: complete requests queue up in ``ready``
+    (a client may pipeline several in one segment)."""
+
+    __slots__ = ("parser", "current", "ready")
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.current = _Request()
+        self.ready: list[_Request] = []
+
+    def on_message_begin(self) -> None:
+        self.current = _Request()
 
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        self.current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers["HTTP_" + name.decode("latin-1").upper().replace("-", "_")] = \
+        self.current.headers["HTTP_" + name.decode("latin-1").upper().replace("-", "_")] = \
             value.decode("latin-1")
 
+    def on_headers_complete(self) -> None:
+        # read now: llhttp resets these for the next message once this one completes
+        self.current.keep_alive = self.parser.should_keep_alive()
+        self.current.method = self.parser.get_method().decode("latin-1")
+
     def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > MAX_BODY:
-            self.too_big = True
+        req = self.current
+        req.size += len(body)
+        if req.size > MAX_BODY:
+            req.too_big = True
         else:
-            self.body.append(body)
+            req.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        self.ready.append(self.current)
 
 
 def response(status: int, content_type: str, payload: bytes, *, close: bool) -> bytes:
@@ -138,42 +160,47 @@ class HttpFront:
             pass
         sock.settimeout(IO_TIMEOUT)
         remote = str(address[0]) if address else ""
+        conn = _Connection()
+        pending = 0
         try:
-            while self._one(sock, remote):
-                pass
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                pending += len(data)
+                try:
+                    conn.parser.feed_data(data)
+                except httptools.HttpParserError as exc:
+                    self._bad(remote, f"malformed HTTP: {exc}")
+                    _refuse(sock, response(400, "text/plain", b"bad request\n", close=True))
+                    return
+                if conn.current.too_big or pending > MAX_HEAD + MAX_BODY:
+                    self._bad(remote, "request body over 1 MiB")
+                    _refuse(sock, response(413, "text/plain", b"too large\n", close=True))
+                    return
+                if not conn.ready:
+                    continue
+                pending = 0
+                answers = []
+                keep = True
+                for req in conn.ready:
+                    path = req.url.split(b"?", 1)[0].decode("latin-1")
+                    request = {"REMOTE_ADDR": remote, "REQUEST_METHOD": req.method,
+                               "PATH_INFO": path, **req.headers}
+                    status, content_type, payload = self.dispatch(
+                        req.method, path, b"".join(req.body), request)
+                    keep = req.keep_alive
+                    answers.append(response(status, content_type, payload, close=not keep))
+                    if not keep:
+                        break
+                conn.ready.clear()
+                sock.sendall(b"".join(answers))
+                if not keep:
+                    return
         except OSError:
             pass  # the client went away or stalled: nothing to answer
         finally:
             sock.close()
-
-    def _one(self, sock: socket.socket, remote: str) -> bool:
-        """Serve one request; True to keep the connection for another."""
-        req = _Request()
-        parser = httptools.HttpRequestParser(req)
-        received = 0
-        while not req.complete:
-            data = sock.recv(65536)
-            if not data:
-                return False
-            received += len(data)
-            try:
-                parser.feed_data(data)
-            except httptools.HttpParserError as exc:
-                self._bad(remote, f"malformed HTTP: {exc}")
-                sock.sendall(response(400, "text/plain", b"bad request\n", close=True))
-                return False
-            if req.too_big or (not req.complete and received > MAX_HEAD + MAX_BODY):
-                self._bad(remote, "request body over 1 MiB")
-                sock.sendall(response(413, "text/plain", b"too large\n", close=True))
-                return False
-        keep = parser.should_keep_alive()
-        method = parser.get_method().decode("latin-1")
-        path = req.url.split(b"?", 1)[0].decode("latin-1")
-        request = {"REMOTE_ADDR": remote, "REQUEST_METHOD": method, "PATH_INFO": path,
-                   **req.headers}
-        status, content_type, payload = self.dispatch(method, path, b"".join(req.body), request)
-        sock.sendall(response(status, content_type, payload, close=not keep))
-        return keep
 
     def dispatch(self, method: str, path: str, body: bytes,
                  request: dict[str, Any]) -> tuple[int, str, bytes]:
@@ -196,6 +223,21 @@ class HttpFront:
         log.warning("bad HTTP request from %s: %s", remote, why)
         if self.on_bad_request:
             self.on_bad_request(remote, why)
+
+
+def _refuse(sock: socket.socket, answer: bytes) -> None:
+    """Send an error and close gently: stop writing, then read (and drop) what the client
+    is still sending for a moment, so the kernel does not reset the connection before the
+    client has read the answer."""
+    sock.sendall(answer)
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(1.0)
+        drained = 0
+        while drained < 4 * MAX_BODY and sock.recv(65536):
+            drained += 65536
+    except OSError:
+        pass
 
 
 def make_server(listen: str, front: HttpFront) -> StreamServer:

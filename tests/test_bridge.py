@@ -496,3 +496,30 @@ def test_metrics_parse_as_prometheus(bridge: dict) -> None:
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"whistle_bridge_requests", "whistle_bridge_answer_seconds",
             "whistle_bridge_esl_node_up", "whistle_bridge_buffered_messages"} <= names
+
+
+def test_http_connection_handling(bridge: dict) -> None:
+    """libcurl's way (one request, Connection: close) and keep-alive both work; bad HTTP
+    gets a 400 and an oversized body a 413, and the bridge carries on."""
+    port = bridge["port"]
+
+    def exchange(payload: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(payload)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    close = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = exchange(close)          # returns only because the bridge closed
+    assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+    keep = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = exchange(keep + close)   # two requests on one connection
+    assert answer.count(b"HTTP/1.1 200") == 2
+    assert exchange(b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400")
+    big = b"x" * (1 << 20 + 1)
+    head = (f"POST /fs/directory HTTP/1.1\r\nHost: x\r\nContent-Length: {len(big)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    assert exchange(head + big).startswith(b"HTTP/1.1 413")
+    assert _health(port)
