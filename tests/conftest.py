@@ -63,3 +63,37 @@ def client():  # noqa: ANN201
     c = support.Client()
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def standin():  # noqa: ANN201
+    """A FreeSWITCH stand-in at the event-socket wire (tests/esl_standin.py)."""
+    from tests.esl_standin import EslStandIn
+
+    server = EslStandIn(password="ClueCon", hostname="fs-test-1").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bridge(request: pytest.FixtureRequest, standin):  # noqa: ANN001, ANN201
+    """A bridge process for the module; the module's ``BRIDGE_ENV`` dict adds settings."""
+    from tests import bridgekit
+
+    env = getattr(request.module, "BRIDGE_ENV", {})
+    proc, port = bridgekit.start_bridge(standin, **env)
+    standin.wait_for_connections(1, timeout=10)
+    yield {"port": port, "proc": proc}
+    proc.stop()
+    assert "Traceback" not in proc.output(), proc.output()[-3000:]
+
+
+@pytest.fixture()
+def realm() -> str:
+    """A new account with a realm of its own."""
+    from tests import support
+    from whistle_tasks import provisioning
+
+    name = f"{support.unique('r')}.example.com"
+    provisioning.create_account("Test", name)
+    return name
