@@ -284,6 +284,9 @@ class EslStandIn:
         self.complete_delay = 0.0
         self.application_response = "_none_"
         self.app_responses: dict[str, str] = {}
+        # extra headers on an application's CHANNEL_EXECUTE_COMPLETE, e.g.
+        # {"play_and_get_digits": {"variable_collected_digits": "1001"}}
+        self.app_variables: dict[str, dict[str, str]] = {}
         # state
         self.commands: list[Command] = []
         self.accepted = 0
@@ -513,6 +516,7 @@ class EslStandIn:
         if name == "CHANNEL_EXECUTE_COMPLETE":
             extra.append(("Application-Response",
                           self.app_responses.get(held.app, self.application_response)))
+            extra += list(self.app_variables.get(held.app, {}).items())
         extra.append(("Application-UUID", held.event_uuid))
         return self.event_headers(name, extra,
                                   calling=("switch_core_session.c",

@@ -21,14 +21,18 @@ def encode(value: str) -> str:
 
 
 def rewrite(body: bytes, changes: dict[str, str]) -> bytes:
-    """Replace the values of some fields of a form body, leaving the rest byte for byte."""
+    """Replace the values of some fields of a form body, leaving the rest byte for byte;
+    fields the body does not have are added at the end (as FreeSWITCH appends variables)."""
     out = []
+    missing = dict(changes)
     for pair in body.split(b"&"):
         name, sep, value = pair.partition(b"=")
         key = unquote(name.decode())
         if key in changes:
             value = encode(changes[key]).encode()
+            missing.pop(key, None)
         out.append(name + sep + value)
+    out += [f"{encode(k)}={encode(v)}".encode() for k, v in missing.items()]
     return b"&".join(out)
 
 
