@@ -233,3 +233,51 @@ def test_number_import_1000_rows(tmp_path: Path, realm: str) -> None:
     assert len(provisioning.list_numbers(realm)) == 1000
     again = imports.import_numbers(table, realm)
     assert (again.created, again.skipped, again.failed) == (0, 1000, 0)
+
+
+def test_number_import_broadcasts_each_created_number(tmp_path: Path, realm: str) -> None:
+    from kombu import Connection, Queue
+
+    from whistle_tasks import amqp
+    from whistle_tasks.config import settings
+
+    table = imports.read_numbers(
+        write(tmp_path, "number,to\n+14157770001,app:a\n+14157770002,app:b\n"), realm)
+    key = f"doc.created.number.{amqp.encode_key_word(realm)}.*"
+    with Connection(settings.amqp_url) as conn:
+        queue = Queue("", exchange=amqp.CONFIGURATION, routing_key=key, exclusive=True,
+                      auto_delete=True, durable=False)(conn.default_channel)
+        queue.declare()
+        summary = imports.import_numbers(table, realm)
+        assert summary.created == 2
+        got = []
+        for _ in range(50):
+            message = queue.get(no_ack=True)
+            if message is None:
+                if len(got) == 2:
+                    break
+                time.sleep(0.05)
+                continue
+            got.append(amqp.decode_api(message.body))
+    assert sorted(m["ID"] for m in got) == ["number-+14157770001", "number-+14157770002"]
+    assert {(m["Event-Name"], m["Type"], m["Realm"]) for m in got} == {
+        ("doc_created", "number", realm)}
+
+
+def test_number_import_stores_numbers_when_rabbitmq_is_away(
+        tmp_path: Path, realm: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
+
+    monkeypatch.setattr(imports, "settings", dataclasses.replace(
+        imports.settings, amqp_url="amqp://guest:guest@127.0.0.1:1//"))
+    lines = ["number,to"] + [f"+1415888{i:04d},app:x" for i in range(20)]
+    table = imports.read_numbers(write(tmp_path, "\n".join(lines) + "\n"), realm)
+    started = time.monotonic()
+    summary = imports.import_numbers(table, realm)
+    assert (summary.created, summary.failed) == (20, 0)
+    assert time.monotonic() - started < 20  # one retry budget, not one per number
+    assert len(provisioning.list_numbers(realm)) == 20
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert sum("change broadcast failed" in e for e in errors) == 1
+    assert "number import: 20 change broadcasts not sent" in errors

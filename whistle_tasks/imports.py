@@ -393,6 +393,8 @@ def import_numbers(table: CsvTable, realm: str | None = None,
             for start in range(0, len(todo), chunk):
                 _write_numbers(account, todo[start:start + chunk], out, broadcaster)
                 out.tick()
+        if broadcaster.unsent:
+            log.error("number import: %d change broadcasts not sent", broadcaster.unsent)
     summary = out.summary()
     log.info("number import: %d created, %d skipped, %d failed in %.1fs", summary.created,
              summary.skipped, summary.failed, summary.seconds)
@@ -402,26 +404,29 @@ def import_numbers(table: CsvTable, realm: str | None = None,
 class _Broadcaster:
     """Change broadcasts of one import over one confirming connection.
 
-    A failure is logged once: the numbers are stored whatever happens here, and caches
-    that missed the broadcast expire their entries by TTL.
+    The numbers are stored whatever happens here. After the first failure (RabbitMQ away,
+    after kombu's retries) no more is tried, so an outage costs one retry budget, not one
+    per number; caches that missed the broadcast expire their entries by TTL.
     """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.producer: Producer | None = None
-        self.failures = 0
+        self.unsent = 0
 
     def send(self, action: str, account: dict[str, Any], doc_id: str) -> None:
+        if self.unsent:
+            self.unsent += 1
+            return
         try:
             if self.producer is None:
                 self.producer = Producer(self.conn.default_channel)
             changes.broadcast(action, "number", doc_id, realm=account["realm"],
                               account_id=account["_id"], producer=self.producer)
         except Exception as exc:
-            self.failures += 1
-            if self.failures == 1:
-                log.error("number import: change broadcast failed (caches will expire the "
-                          "old answers by TTL): %s", exc)
+            self.unsent = 1
+            log.error("number import: change broadcast failed, no more will be sent (caches "
+                      "expire the old answers by TTL): %s", exc)
 
 
 def _write_numbers(account: dict[str, Any], batch: list[tuple[int, dict[str, Any]]],
