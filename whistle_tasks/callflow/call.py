@@ -207,10 +207,13 @@ class Call:
             fields["Timeout"] = timeout
         return str(self.command("bridge", **fields).get("Application-Response") or "")
 
-    def set(self, **channel_vars: Any) -> None:  # noqa: ANN401
-        """Set channel variables (they come back in events as ``Custom-Channel-Vars``)."""
-        self.command("set", **{"Custom-Channel-Vars": {k: str(v) for k, v in
-                                                        channel_vars.items()}})
+    def set(self, call_vars: dict[str, Any] | None = None,
+            **channel_vars: Any) -> None:  # noqa: ANN401
+        """Set channel variables (they come back in events as ``Custom-Channel-Vars``);
+        ``call_vars`` are set on every leg of the call (exported)."""
+        self.command("set", **{
+            "Custom-Channel-Vars": {k: str(v) for k, v in channel_vars.items()},
+            "Custom-Call-Vars": {k: str(v) for k, v in (call_vars or {}).items()}})
         self.channel_vars.update(channel_vars)
 
     def sleep(self, milliseconds: int) -> None:
