@@ -10,14 +10,27 @@ points at the test resources. ``make test`` creates the vhost.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+
+# WHISTLE_TEST_ISOLATE=1: a vhost, CouchDB prefix and Redis db of this session's own, so
+# several test sessions can share one machine (developers running tests side by side).
+_ISOLATE = os.environ.get("WHISTLE_TEST_ISOLATE") == "1"
+_SESSION = f"whistle_test_{os.getpid()}" if _ISOLATE else "whistle_test"
+if _ISOLATE:
+    subprocess.run(["rabbitmqctl", "add_vhost", _SESSION], capture_output=True, check=False)
+    subprocess.run(["rabbitmqctl", "set_permissions", "-p", _SESSION, "guest", ".*", ".*", ".*"],
+                   capture_output=True, check=True)
 
 TEST_ENV = {
     "WHISTLE_AMQP_URL": os.environ.get("WHISTLE_TEST_AMQP_URL",
-                                       "amqp://guest:guest@127.0.0.1:5672/whistle_test"),
-    "WHISTLE_REDIS_URL": os.environ.get("WHISTLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+                                       f"amqp://guest:guest@127.0.0.1:5672/{_SESSION}"),
+    "WHISTLE_REDIS_URL": os.environ.get(
+        "WHISTLE_TEST_REDIS_URL",
+        f"redis://127.0.0.1:6379/{1 + os.getpid() % 12 if _ISOLATE else 15}"),
     "WHISTLE_COUCH_URL": os.environ.get("WHISTLE_TEST_COUCH_URL", "http://127.0.0.1:5984"),
-    "WHISTLE_COUCH_PREFIX": os.environ.get("WHISTLE_TEST_COUCH_PREFIX", "test_"),
+    "WHISTLE_COUCH_PREFIX": os.environ.get("WHISTLE_TEST_COUCH_PREFIX",
+                                           f"test{os.getpid()}_" if _ISOLATE else "test_"),
     "WHISTLE_LOG_LEVEL": "INFO",
 }
 os.environ.update(TEST_ENV)
@@ -97,3 +110,19 @@ def realm() -> str:
     name = f"{support.unique('r')}.example.com"
     provisioning.create_account("Test", name)
     return name
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """An isolated session removes its own vhost and databases."""
+    if not _ISOLATE:
+        return
+    import requests
+
+    base = TEST_ENV["WHISTLE_COUCH_URL"].rstrip("/")
+    try:
+        for name in requests.get(f"{base}/_all_dbs", timeout=10).json():
+            if name.startswith(TEST_ENV["WHISTLE_COUCH_PREFIX"]):
+                requests.delete(f"{base}/{requests.utils.quote(name, safe='')}", timeout=30)
+    except requests.RequestException:
+        pass
+    subprocess.run(["rabbitmqctl", "delete_vhost", _SESSION], capture_output=True, check=False)
