@@ -78,7 +78,8 @@ def closed(name: str, url: str, bodies: list[bytes], *, connections: int, second
         script = Path(tmp) / "post.lua"
         script.write_text(LUA)
         out = subprocess.run(
-            [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
+            [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script),
+             url],
             capture_output=True, text=True, env={**os.environ, "WRK_BODIES": str(bodies_file),
                                                  "WRK_MARKER": marker}, check=True).stdout
     total = int(re.search(r"(\d+) requests in", out).group(1))

@@ -45,6 +45,7 @@ STATE_CONNECTING = "connecting"
 STATE_CONNECTED = "connected"
 STATE_DOWN = "down"
 
+YIELD_EVERY = 16
 _EVENT_TYPES = frozenset(("text/event-json", "text/event-plain"))
 _REPLY_TYPES = frozenset(("command/reply", "api/response"))
 
@@ -354,8 +355,12 @@ class EslNode:
         self._frames.clear()
         dispatch = self._dispatch
         while True:
-            for frame in frames:
+            for count, frame in enumerate(frames, 1):
                 dispatch(frame)
+                if count % YIELD_EVERY == 0:
+                    # a burst of events must not starve the other greenlets (the HTTP
+                    # lookups FreeSWITCH is waiting on, the other nodes, the publisher)
+                    gevent.sleep(0)
             remaining = last_frame + self.heartbeat_timeout - time.monotonic()
             if remaining <= 0:
                 raise EslTimeout(f"no frame for {self.heartbeat_timeout:g}s (no HEARTBEAT): "
