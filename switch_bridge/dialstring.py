@@ -60,7 +60,8 @@ keeps any other ``\\x``, expands ``${..}``/``$${..}``, and writes a ``$`` not fo
 alone when FreeSWITCH would leave it alone, and otherwise doubles every ``\\`` and writes
 every ``$`` as ``\\$``: the expander then returns exactly the original text and expands
 nothing. It is *not* part of :func:`bridge_target` (the ``bgapi originate`` path has no
-channel expansion); callers that run the dial string as application data wrap it.
+channel expansion); callers that run the dial string as application data wrap it, and
+``bgapi originate`` callers wrap it with :func:`api_arg` (the API splits on spaces).
 
 FreeSWITCH itself refuses to set a dial-string variable whose value matches
 ``$\\*{`` (``switch_channel_set_variable_var_check`` with ``check_vars``): such values
@@ -411,13 +412,41 @@ def dial_string(route: Mapping[str, Any], *, profile: str) -> str:
     return f"sofia/{profile}/{endpoint_uri(route)}"
 
 
+def api_arg(text: str) -> str:
+    """``text`` as one argument of a space-separated API command (``bgapi originate``).
+
+    ``originate`` (mod_commands ``originate_function``) splits its argument with
+    ``switch_separate_string(cmd, ' ')``: the blank-delimiter tokenizer splits on every
+    unquoted space, toggles quotes on every ``'`` and skips the character after ``\\``;
+    ``cleanup_separated_string(.., 0)`` then unescapes. ``switch_api_execute`` does not
+    expand variables. So ``\\`` and ``'`` get a backslash and space, TAB, LF, CR are
+    written ``\\s \\t \\n \\r`` (no raw line break can end the ESL command line either).
+    """
+    if not text:
+        raise ValueError("an API argument cannot be empty")
+    out: list[str] = []
+    for ch in text:
+        if ch == "\\" or ch == "'":
+            out.append("\\" + ch)
+        elif ch in _API_ESCAPES:
+            out.append(_API_ESCAPES[ch])
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_API_ESCAPES = {" ": "\\s", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
 def bridge_target(endpoints: Iterable[Mapping[str, Any]], method: str = "single", *,
                   profile: str, global_vars: Mapping[str, Any]) -> str:
     """The whole dial string: ``{globals}`` then the endpoints with their ``[leg vars]``.
 
     Endpoints are joined by ``|`` (``single``: one after the other) or ``,``
     (``simultaneous``: all at once). The result is what ``switch_ivr_originate`` must
-    receive; wrap it with :func:`protect_expansion` when it runs as application data.
+    receive; wrap it with :func:`protect_expansion` when it runs as application data
+    (dialplan action, ``sendmsg execute``), with :func:`api_arg` when it is an argument of
+    ``bgapi originate``.
     """
     if method not in DIAL_METHODS:
         raise ValueError(f"Dial-Endpoint-Method must be one of {DIAL_METHODS}, not {method!r}")

@@ -91,7 +91,6 @@ def attr(value: str) -> str:
     value, dropped = dialstring.UNSAFE_CHARS.subn("", value)
     if dropped:
         STATS["xml_chars_dropped"] += dropped
-        log.warning("dropped %d character(s) that XML cannot carry", dropped)
     text = _NEEDS_ESCAPE.sub(lambda m: _ESCAPES[m.group()], value)
     return _PREPROCESS.sub(r"\1&#45;\2", text)
 
@@ -129,8 +128,13 @@ def _document(section: str) -> tuple[_El, _El]:
 
 
 def _bytes(root: _El) -> bytes:
+    before = STATS["xml_chars_dropped"]
     out: list[str] = []
     root.write(out)
+    dropped = STATS["xml_chars_dropped"] - before
+    if dropped:
+        log.warning("%s answer: dropped %d character(s) that XML cannot carry",
+                    root.children[0].attrs[0][1], dropped)
     return "".join(out).encode("utf-8")
 
 
@@ -164,8 +168,7 @@ def directory_user(realm: str, user: str, *, method: str, secret: str,
     element = domain.add(_El("user", user_attrs))
     params = element.add(_El("params"))
     params.add(_El("param", (("name", method), ("value", secret))))
-    items = [_El("variable", (("name", dialstring.CCV_PREFIX + _str(key, "variable name")),
-                              ("value", text)))
+    items = [_El("variable", (("name", dialstring.CCV_PREFIX + str(key)), ("value", text)))
              for key, text in _ccv_items(variables)]
     if items:
         element.add(_El("variables", children=items))
