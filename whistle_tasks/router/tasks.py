@@ -30,9 +30,11 @@ def route_req(msg: dict[str, Any]) -> str:
 @signals.worker_ready.connect
 def _prime(sender: Any = None, **_: Any) -> None:  # noqa: ANN401
     queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
-    if WHAPP not in queues or "registrar" in queues:  # the registrar's start primes them too
+    if WHAPP not in queues:
         return
     try:
-        log.info("router ready: %d accounts/credentials cached", accounts.prime())
+        primed = 0 if "registrar" in queues else accounts.prime()  # the registrar primes too
+        log.info("router ready: %d accounts/credentials and %d numbers cached", primed,
+                 accounts.prime_numbers())
     except CouchError as exc:
         log.error("router could not prime its caches: %s (continuing cold)", exc)
