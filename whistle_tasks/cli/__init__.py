@@ -58,12 +58,15 @@ def bridge_cmd() -> None:
 
 
 def _register() -> None:
-    from whistle_tasks.cli import imports, maintenance, ops, provision
+    from whistle_tasks.cli import apps, ask, imports, maintenance, ops, provision, status
 
     provision.register(main)
+    ask.register(main)
     imports.register(main)
     maintenance.register(main)
     ops.register(main)
+    status.register(main)
+    apps.register(main)
 
 
 _register()
