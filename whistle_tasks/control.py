@@ -102,7 +102,7 @@ def queue_states(names: Iterable[str], url: str | None = None,
     A missing queue is reported (``problem``), not created. Raises :class:`ControlError`
     when RabbitMQ cannot be reached.
     """
-    from amqp.exceptions import NotFound
+    from amqp.exceptions import AMQPError, NotFound
     from kombu import Connection
 
     url = url or settings.amqp_url
@@ -116,22 +116,30 @@ def queue_states(names: Iterable[str], url: str | None = None,
             cause = exc.__cause__ or exc
             raise ControlError(f"RabbitMQ does not answer at {redact_url(url)}: "
                                f"{_mask(str(cause) or repr(cause), url)}") from None
-        for name in names:
-            channel = conn.channel()   # a failed passive declare closes its channel
-            try:
-                _, messages, consumers = channel.queue_declare(queue=name, passive=True)
-                out[name] = QueueState(name, int(messages), int(consumers))
-            except NotFound:
-                out[name] = QueueState(name, None, None,
-                                       "queue does not exist (no worker has declared it yet)")
-            finally:
-                try:
-                    channel.close()
-                except Exception:  # noqa: BLE001, S110 - already closed by the broker
-                    pass
+        try:
+            for name in names:
+                out[name] = _queue_state(conn, name, NotFound)
+        except (AMQPError, OSError) as exc:    # e.g. the broker restarting meanwhile
+            raise ControlError(f"RabbitMQ at {redact_url(url)} failed: "
+                               f"{_mask(str(exc) or repr(exc), url)}") from None
     finally:
         conn.release()
     return out
+
+
+def _queue_state(conn: Any, name: str, not_found: type[Exception]) -> QueueState:  # noqa: ANN401
+    channel = conn.channel()   # a failed passive declare closes its channel: one each
+    try:
+        _, messages, consumers = channel.queue_declare(queue=name, passive=True)
+        return QueueState(name, int(messages), int(consumers))
+    except not_found:
+        return QueueState(name, None, None,
+                          "queue does not exist (no worker has declared it yet)")
+    finally:
+        try:
+            channel.close()
+        except Exception:  # noqa: BLE001, S110 - already closed by the broker
+            pass
 
 
 # -- workers (Celery remote control) ------------------------------------------------------
@@ -145,11 +153,12 @@ def _app() -> Any:  # noqa: ANN401 - the Celery app
 
 def _remote(what: str, call: Any) -> Any:  # noqa: ANN401
     """Run a remote-control call; a broker failure becomes a masked :class:`ControlError`."""
+    from amqp.exceptions import AMQPError
     from kombu.exceptions import OperationalError
 
     try:
         return call()
-    except (OperationalError, OSError) as exc:
+    except (OperationalError, OSError, AMQPError) as exc:   # e.g. the broker restarting
         url = settings.amqp_url
         raise ControlError(f"{what}: RabbitMQ at {redact_url(url)} failed: "
                            f"{_mask(str(exc) or repr(exc), url)}") from None
