@@ -174,9 +174,14 @@ class Bridge:
             if answer is None:
                 return "not_found", render.not_found()
             ccvs = answer.get("Custom-Channel-Vars") or {}
-            return outcome, render.directory_user(
-                realm, user, method=answer["Auth-Method"], secret=answer["Auth-Password"],
-                variables={str(k): str(v) for k, v in ccvs.items()})
+            try:
+                return outcome, render.directory_user(
+                    realm, user, method=answer["Auth-Method"], secret=answer["Auth-Password"],
+                    variables={str(k): str(v) for k, v in ccvs.items()})
+            except (KeyError, ValueError) as exc:
+                self.metrics.errors.labels("unrenderable_directory").inc()
+                log.error("directory %s@%s: answer cannot be rendered: %s", user, realm, exc)
+                return "error", render.not_found()
 
     # -- mod_xml_curl: dialplan -----------------------------------------------------------
     def dialplan(self, body: bytes, environ: dict[str, Any]) -> tuple[int, str, bytes]:
@@ -278,7 +283,8 @@ class Bridge:
         if msg is None:
             self.metrics.ev_ignored.inc()
             return
-        if self.outbox.put_request("registrar.reg_success", msg, events.routing_for_reg(msg)):
+        if self.outbox.put_request("registrar.reg_success", msg, events.routing_for_reg(msg),
+                                   persistent=True):
             self.metrics.ev_published.inc()
 
     def _on_node_state(self, node: EslNode, state: str) -> None:

@@ -11,6 +11,14 @@ One greenlet owns a publishing connection in *confirm* mode and drains a bounded
 * if the buffer is ever full, the new message is dropped, counted (``dropped``) and
   logged — never silently.
 
+Events and registrations are *persistent* (delivery mode 2): a confirm says RabbitMQ has
+them, but a transient message waiting in a durable queue (the registrar's backlog, an event
+consumer that is behind) is dropped when the broker restarts. Measured in
+tests/test_faults.py (backlog in the queues at ``rabbitmqctl stop_app``): 132 of 664 events
+and 39 of 133 registrations lost while transient, none since. Requests that have a deadline
+(authn_req, route_req) stay transient: their requester has given up long before a restart
+is over, and persisting them would only cost disk writes on the hot path.
+
 Confirms are asynchronous (many messages in flight, acks with ``multiple``), so confirming
 costs no round trip per message. Requests to whapps take the same path; the request/reply
 layer refuses at once rather than queue a request while the broker is down
@@ -84,11 +92,20 @@ class Outbox:
         self._wake.set()
         return True
 
-    def put_api(self, msg: dict[str, Any], exchange: str, key: str, kind: str = "event") -> bool:
-        return self.put(Item(wamqp.encode_api(msg), exchange, key, kind=kind))
+    def put_api(self, msg: dict[str, Any], exchange: str, key: str, kind: str = "event",
+                persistent: bool = True) -> bool:
+        """An API message (an event, an answer); persistent unless told otherwise."""
+        properties = {"delivery_mode": 2} if persistent else {}
+        return self.put(Item(wamqp.encode_api(msg), exchange, key, properties=properties,
+                             kind=kind))
 
-    def put_request(self, task_name: str, msg: dict[str, Any], key: str) -> bool:
+    def put_request(self, task_name: str, msg: dict[str, Any], key: str,
+                    persistent: bool = False) -> bool:
+        """A whapp request (a Celery task message); ``persistent`` for those that must
+        survive a broker restart (reg_success), not for those with a deadline."""
         body, headers, properties = wamqp.encode_request(task_name, msg)
+        if persistent:
+            properties = {**properties, "delivery_mode": 2}
         return self.put(Item(body, wamqp.CALLMGR.name, key, headers, properties, kind="request"))
 
     @property

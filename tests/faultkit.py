@@ -247,6 +247,7 @@ class EventCounter:
         self.seen: Counter[str] = Counter()
         self.arrivals: dict[str, float] = {}
         self.reconnects = 0
+        self.paused = threading.Event()  # set: nothing is read (a backlog builds up)
         self._stop = threading.Event()
         with Connection(url) as conn:
             self.queue(conn.default_channel).declare()
@@ -267,6 +268,9 @@ class EventCounter:
                     with Consumer(conn.channel(), queues=[self.queue], callbacks=[self._on_message],
                                   accept=["json"], no_ack=False, prefetch_count=200):
                         while not self._stop.is_set():
+                            if self.paused.is_set():
+                                time.sleep(0.05)
+                                continue
                             with contextlib.suppress(TimeoutError, socket.timeout):
                                 conn.drain_events(timeout=0.2)
             except Exception:  # noqa: BLE001 - the broker went away: connect again

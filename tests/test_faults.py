@@ -10,6 +10,7 @@ broker of the whole machine for a few seconds (other sessions' tests see it too)
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests import faultkit, support
-from tests.bridgekit import start_bridge
+from tests.bridgekit import metrics, start_bridge
 from tests.esl_standin import EslStandIn
 from whistle_tasks.config import settings
 
@@ -109,4 +110,112 @@ def test_registrar_worker_killed_mid_storm(fixtures_dir: Path, vhost: str) -> No
         bridge.stop()
         for worker in workers:
             worker.stop()
+        standin.stop()
+
+
+# --- 2. RabbitMQ restarted while call events and registrations flow -----------------------
+
+class _Traffic:
+    """The stand-in's traffic: a call event every ``period`` seconds (one new call each) and
+    a sofia::register for a new user every fifth event, until stopped."""
+
+    def __init__(self, standin: EslStandIn, realm: str, period: float = 0.02) -> None:
+        self.standin, self.realm, self.period = standin, realm, period
+        self.calls: list[str] = []
+        self.contacts: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="fault-traffic", daemon=True)
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            call = f"fault-{support.unique('c')}"
+            faultkit.send_call_event(self.standin, call)
+            self.calls.append(call)
+            if n % 5 == 0:
+                user = faultkit.user_name(len(self.contacts))
+                self.contacts.append(faultkit.send_register(self.standin, self.realm, user,
+                                                            "198.51.100.8"))
+            n += 1
+            time.sleep(self.period)
+
+    def __enter__(self) -> _Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.standin.flush()
+
+
+def test_rabbitmq_restart_during_event_flow(fixtures_dir: Path, vhost: str) -> None:
+    realm = f"{support.unique('rmq')}.example.com"
+    (user,) = faultkit.provision_here(realm, 1)
+    env = {"WHISTLE_AMQP_URL": vhost}
+    standin = EslStandIn(hostname="fs-fault-rmq").start()
+    worker = support.start_worker("registrar", name="fault-rmq", env=env, pool="threads",
+                                  concurrency=4)
+    bridge, port = start_bridge(standin, name="bridge-fault-rmq", WHISTLE_AMQP_URL=vhost,
+                                WHISTLE_AUTH_CACHE_TTL="0")
+    counter = faultkit.EventCounter(vhost, key="call.CHANNEL_ANSWER.#")
+    try:
+        standin.wait_for_connections(1, timeout=10)
+        assert faultkit.authenticate(port, fixtures_dir, realm, user).ok
+        with _Traffic(standin, realm) as traffic:
+            time.sleep(2.0)
+            # a backlog in the broker when it stops: the registrar is frozen and the event
+            # counter reads nothing for a second, so messages sit in their durable queues
+            worker.kill(signal.SIGSTOP)
+            counter.paused.set()
+            time.sleep(1.0)
+            sent_before = len(traffic.calls)
+            try:
+                timings = faultkit.rabbit_restart(outage=3.0)
+            finally:
+                worker.kill(signal.SIGCONT)
+                counter.paused.clear()
+            sent_during = len(traffic.calls) - sent_before
+            time.sleep(2.0)
+        recovered_at = time.monotonic()
+        missing = counter.wait_for(set(traffic.calls), timeout=30)
+        events_s = time.monotonic() - recovered_at
+
+        def stored() -> list[dict]:
+            return faultkit.registration_docs(settings.couch_url, settings.couch_prefix, realm)
+
+        with contextlib.suppress(AssertionError):
+            support.wait_until(lambda: len(stored()) >= len(traffic.contacts), timeout=30,
+                               what="every registration stored")
+        regs_s = time.monotonic() - recovered_at
+        contacts = sorted(d["Contact"] for d in stored())
+        # the bridge answers lookups again: its inbox (replies) reconnected too
+        auth_ok = support.wait_until(
+            lambda: faultkit.authenticate(port, fixtures_dir, realm, user).ok, timeout=30,
+            interval=0.5, what="authentication after the restart")
+        values = metrics(port)
+        figures = faultkit.figures(
+            "rabbitmq_restart", **timings,
+            events_sent=len(traffic.calls), events_sent_while_down=sent_during,
+            events_received=sum(1 for c in traffic.calls if counter.seen.get(c)),
+            events_lost=len(missing),
+            events_duplicated=sum(n - 1 for c, n in counter.seen.items() if n > 1),
+            seconds_to_deliver_after_restart=round(events_s, 2),
+            seconds_to_store_after_restart=round(regs_s, 2),
+            reg_sent=len(traffic.contacts), reg_stored=len(contacts),
+            reg_lost=len(set(traffic.contacts) - set(contacts)),
+            bridge_dropped=values.get("whistle_bridge_dropped_messages", -1),
+            counter_reconnects=counter.reconnects)
+        assert not missing, f"{len(missing)} call events lost"
+        assert contacts == sorted(set(traffic.contacts)), "a registration lost or doubled"
+        assert auth_ok and figures["bridge_dropped"] == 0
+        assert values["whistle_bridge_amqp_connected"] == 1
+        for proc in (bridge, worker):
+            assert proc.proc.poll() is None, f"{proc.name} died"
+        assert "lost RabbitMQ" in bridge.output()
+    finally:
+        faultkit.ensure_rabbit_running()
+        counter.close()
+        bridge.stop()
+        worker.stop()
         standin.stop()

@@ -44,7 +44,8 @@ def whapp_queue(name: str) -> Queue:
     bindings.append(binding(amqp.CALLMGR, routing_key=amqp.whapp_key(name)))
     if name in ROUTE_WIN_WHAPPS:
         bindings.append(binding(amqp.TARGETED, routing_key=name))
-    return Queue(name, bindings=bindings, durable=True)
+    arguments = {"x-queue-type": "quorum"} if settings.quorum_queues else None
+    return Queue(name, bindings=bindings, durable=True, queue_arguments=arguments)
 
 
 def _no_stall_quick_drain() -> None:
@@ -85,6 +86,15 @@ app.conf.update(
     task_acks_late=True,               # a worker that dies mid-task leaves the message to another
     task_reject_on_worker_lost=True,
     task_acks_on_failure_or_timeout=True,
+    # After a lost broker connection Celery lowers the prefetch count, then raises it again
+    # with basic.qos from the ack callbacks, which in a threads pool run in the pool's
+    # threads, on the connection the consumer loop is reading. Measured (tests/test_faults.py:
+    # connections closed while the registrar held unacked tasks): the worker reconnected,
+    # then either processed nothing more (prefetch window full of unacked messages, a pool
+    # thread waiting in basic.qos) or broke the stream (UnexpectedFrame) and reconnected
+    # again. Without the reduction the new consumer starts at the full count, no basic.qos
+    # leaves a pool thread, and a reconnected worker carries on at once.
+    worker_enable_prefetch_count_reduction=False,
     worker_prefetch_multiplier=8,
     worker_hijack_root_logger=False,
     worker_redirect_stdouts=False,
@@ -104,10 +114,10 @@ app.conf.update(
             "task": "registrar.expire",
             "schedule": timedelta(seconds=settings.reg_expiry_interval),
         },
-        "maintenance-compact": {
+        **({"maintenance-compact": {
             "task": "maintenance.compact",
             "schedule": timedelta(seconds=settings.compact_interval),
-        },
+        }} if settings.compact_interval > 0 else {}),
     },
     timezone="UTC",
 )
