@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from switch_bridge import dialstring
+from switch_bridge.dialstring import protect_expansion
 
 Step = tuple[str, str | None]
 
@@ -51,7 +52,18 @@ def _tone(tone: dict[str, Any]) -> str:
 
 
 def steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
-    """The FreeSWITCH applications that run ``cmd``."""
+    """The FreeSWITCH applications that run ``cmd``, their data safe from expansion.
+
+    FreeSWITCH expands ``${...}`` in the data of every application it executes; a value
+    from a whapp (a media name, a caller's digits, a variable) must reach the application
+    as written, so every argument goes through :func:`dialstring.protect_expansion` (twice
+    for ``set``/``export``, which expand their value once more).
+    """
+    return [(app, None if arg is None else protect_expansion(arg))
+            for app, arg in _plain_steps(cmd, profile=profile)]
+
+
+def _plain_steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
     app = cmd["Application-Name"]
     if app in SIMPLE:
         return [(SIMPLE[app], None)]
@@ -94,9 +106,11 @@ def steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
         return [("respond", f"{int(cmd['Response-Code'])} {message}".strip())]
     if app == "set":
         for key, value in (cmd.get("Custom-Channel-Vars") or {}).items():
-            out.append(("set", f"ecallmgr_{_var_name(key)}={_var_value(value)}"))
+            out.append(("set", f"ecallmgr_{_var_name(key)}="
+                               f"{protect_expansion(_var_value(value))}"))
         for key, value in (cmd.get("Custom-Call-Vars") or {}).items():
-            out.append(("export", f"ecallmgr_{_var_name(key)}={_var_value(value)}"))
+            out.append(("export", f"ecallmgr_{_var_name(key)}="
+                                  f"{protect_expansion(_var_value(value))}"))
         if not out:
             raise CommandError("set without any variable")
         return out

@@ -289,11 +289,20 @@ class ControlManager:
             "Switch-Hostname": control.node.fs_hostname or control.node.name,
         }, **{"App-Name": APP_NAME, "Node": self.node_name})
         body, headers, properties = wamqp.encode_request(f"{server_id}.route_win", msg)
-        from switch_bridge.outbox import Item
-
-        self.outbox.put(Item(body, wamqp.TARGETED.name, server_id, headers, properties,
-                             kind="request"))
+        self.announce(body, wamqp.TARGETED.name, server_id, headers, properties)
         self.stats["route_wins"] += 1
+
+    def announce(self, body: bytes, exchange: str, key: str,
+                 headers: dict[str, Any] | None = None,
+                 properties: dict[str, Any] | None = None) -> None:
+        """Send what tells a whapp about a control queue (route_win, originate_resp) on the
+        channel that declared the queue, so its commands cannot outrun the binding; through
+        the outbox (buffered, confirmed) only when that channel is down."""
+        if not self.inbox.publish(body, exchange, key, headers=headers, **(properties or {})):
+            from switch_bridge.outbox import Item
+
+            self.outbox.put(Item(body, exchange, key, headers, properties or {},
+                                 kind="request"))
 
     def finished(self, control: CallControl) -> None:
         """The call ended: its queue lingers a few seconds (late commands get errors)."""

@@ -151,8 +151,11 @@ class Originator:
                                  "to bridge the answered call to")
             other = dialstring.bridge_target([data], "single", profile=self.profile,
                                              global_vars={})
+            if ")" in other:
+                raise ValueError("the endpoint to bridge to may not contain ')'")
             tail = f"&bridge({other})"
-        return f"originate {target} {tail}"
+        # originate splits its argument on spaces and quotes: each part is encoded for it
+        return f"originate {dialstring.api_arg(target)} {dialstring.api_arg(tail)}"
 
     def _fail(self, msg: dict[str, Any], message: str, code: str) -> None:
         self.stats["failed"] += 1
@@ -165,4 +168,7 @@ class Originator:
             return
         answer = schemas.build(name, {**data, "Msg-ID": request.get("Msg-ID")},
                                **{"App-Name": APP_NAME, "Node": self.node_name})
-        self.outbox.put_api(answer, wamqp.TARGETED.name, server_id)
+        if name == "originate_resp":   # names a control queue: after its binding
+            self.control.announce(wamqp.encode_api(answer), wamqp.TARGETED.name, server_id)
+        else:
+            self.outbox.put_api(answer, wamqp.TARGETED.name, server_id)

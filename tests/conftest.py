@@ -17,6 +17,8 @@ from pathlib import Path
 # several test sessions can share one machine (developers running tests side by side).
 _ISOLATE = os.environ.get("WHISTLE_TEST_ISOLATE") == "1"
 _SESSION = f"whistle_test_{os.getpid()}" if _ISOLATE else "whistle_test"
+if "WHISTLE_TEST_AMQP_URL" in os.environ:  # a child of a test session: use its resources
+    _ISOLATE = False
 if _ISOLATE:
     subprocess.run(["rabbitmqctl", "add_vhost", _SESSION], capture_output=True, check=False)
     subprocess.run(["rabbitmqctl", "set_permissions", "-p", _SESSION, "guest", ".*", ".*", ".*"],
@@ -34,6 +36,9 @@ TEST_ENV = {
     "WHISTLE_LOG_LEVEL": "INFO",
 }
 os.environ.update(TEST_ENV)
+# a child process that imports this module again keeps the same resources
+os.environ.update({k.replace("WHISTLE_", "WHISTLE_TEST_", 1): v for k, v in TEST_ENV.items()
+                   if k != "WHISTLE_LOG_LEVEL"})
 
 import pytest  # noqa: E402
 

@@ -2,7 +2,8 @@
 
     python tests/drive_call.py SERVER_ID
 
-Waits for the route_win the bridge sends to SERVER_ID (a Celery task message on
+Run by the test with its environment (the test's vhost, prefix and db). Waits for the
+route_win the bridge sends to SERVER_ID (a Celery task message on
 ``targeted``), then drives the call: answer, play, collect digits, set, bridge, hangup,
 printing what each returned.
 """
@@ -18,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kombu import Connection, Consumer, Queue  # noqa: E402
 
-import tests.conftest  # noqa: E402, F401  (the test environment)
 from whistle_tasks import amqp  # noqa: E402
 from whistle_tasks.callflow.call import Call  # noqa: E402
 from whistle_tasks.config import settings  # noqa: E402

@@ -60,6 +60,8 @@ class Settings:
     worker_pools: str = setting(
         "registrar=threads:8,router=threads:8,callflow=gevent:500,maintenance=threads:2",
         "Celery pool and concurrency of each whapp's workers (`whapp=pool:n`, comma-separated).")
+    quorum_queues: bool = setting(False,
+        "Declare the whapp queues as RabbitMQ quorum queues (clusters; see deploy/rabbitmq).")
     whapp_modules: str = setting("",
         "Extra Python modules with your call whapps (`@whapp(...)`), comma-separated.")
     task_events: bool = setting(True,
@@ -90,7 +92,7 @@ class Settings:
         "Event format asked of FreeSWITCH: `json` or `plain`.")
     # maintenance
     compact_interval: int = setting(3600,
-        "Seconds between automatic compaction runs (beat).")
+        "Seconds between automatic compaction runs (beat); 0 turns them off.")
     compact_min_data: int = setting(131072,
         "Compact a database only when its data size exceeds this (bytes).")
     compact_min_ratio: float = setting(0.25,

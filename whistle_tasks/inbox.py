@@ -72,6 +72,31 @@ class Inbox:
                             self.name, sub.queue, exc)
         return sub
 
+    def publish(self, body: bytes, exchange: str, key: str, *,
+                headers: dict[str, Any] | None = None, **properties: Any) -> bool:  # noqa: ANN401
+        """Publish on the consuming channel itself; False when not connected.
+
+        AMQP keeps the order of one channel, so a message published here after
+        :meth:`subscribe` is routed only once the new queue is declared and bound: the
+        bridge announces a call's control queue this way (``route_win``, an originate's
+        answer), and the commands that answer the announcement cannot arrive before the
+        queue that takes them.
+        """
+        if not self.connected:
+            return False
+        from amqp import Message
+
+        try:
+            with self._lock:
+                self._channel.basic_publish(
+                    Message(body, content_type=wamqp.CONTENT_TYPE, content_encoding="utf-8",
+                            application_headers=headers, **properties),
+                    exchange=exchange, routing_key=key)
+        except Exception as exc:  # noqa: BLE001 - the reader notices and reconnects
+            log.warning("%s: publish to %s/%s failed: %s", self.name, exchange, key, exc)
+            return False
+        return True
+
     def cancel(self, tag: str, *, delete_queue: bool = False) -> None:
         sub = self.subscriptions.pop(tag, None)
         if sub is None or not self.connected:
