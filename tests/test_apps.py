@@ -83,6 +83,7 @@ def authn_req(realm: str, user: str) -> dict:
         "To": f"sip:{user}@{realm}", "Method": "REGISTER"}, **{"App-Name": "test"})
 
 
+@pytest.mark.slow
 def test_stop_leaves_requests_waiting_and_start_serves_them(
         workers: dict[str, support.Process], realm: str, client: support.Client) -> None:
     own, shared = node_name(workers["own"]), node_name(workers["shared"])
