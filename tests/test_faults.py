@@ -219,3 +219,86 @@ def test_rabbitmq_restart_during_event_flow(fixtures_dir: Path, vhost: str) -> N
         bridge.stop()
         worker.stop()
         standin.stop()
+
+
+# --- 3. CouchDB stopped ------------------------------------------------------------------
+
+def _parallel(*jobs: object) -> list:
+    """Run the callables in ``jobs`` at the same time; their results in order."""
+    results: list = [None] * len(jobs)
+
+    def run(i: int, job: object) -> None:
+        results[i] = job()  # type: ignore[operator]
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results
+
+
+def test_couchdb_stopped(fixtures_dir: Path, vhost: str) -> None:
+    pouch = faultkit.PrivatePouch()
+    pouch.start()
+    realm = f"{support.unique('couch')}.example.com"
+    env = {"WHISTLE_AMQP_URL": vhost, "WHISTLE_COUCH_URL": pouch.url}
+    faultkit.provision_elsewhere(env, realm, 40)
+    users = [faultkit.user_name(i) for i in range(40)]
+    standin = EslStandIn(hostname="fs-fault-couch").start()
+    worker = support.start_worker("registrar", name="fault-couch", env=env, pool="threads",
+                                  concurrency=8)
+    bridge, port = start_bridge(standin, name="bridge-fault-couch", WHISTLE_AUTH_CACHE_TTL="0",
+                                **env)
+    try:
+        standin.wait_for_connections(1, timeout=10)
+        warm = faultkit.storm(port, fixtures_dir, realm, users)
+        assert all(r.ok for r in warm), [r.got for r in warm if not r.ok][:3]
+
+        pouch.stop()
+        down_at = time.monotonic()
+        contacts = [faultkit.send_register(standin, realm, user, "198.51.100.9")
+                    for user in users[:20]]
+        unknown_users = [f"nobody{i}" for i in range(10)]
+        known, unknown = _parallel(
+            lambda: faultkit.storm(port, fixtures_dir, realm, users * 2, parallel=8),
+            lambda: faultkit.storm(port, fixtures_dir, realm, unknown_users, parallel=2,
+                                   expect_known=False))
+        time.sleep(max(0.0, 6.0 - (time.monotonic() - down_at)))
+        restart_s = pouch.start()
+        back_at = time.monotonic()
+
+        def stored() -> list[dict]:
+            return faultkit.registration_docs(pouch.url, settings.couch_prefix, realm)
+
+        with contextlib.suppress(AssertionError):
+            support.wait_until(lambda: len(stored()) >= len(contacts), timeout=40,
+                               interval=0.5, what="registrations written after CouchDB is back")
+        stored_s = time.monotonic() - back_at
+        docs = stored()
+        worker_log = worker.output()
+        figures = faultkit.figures(
+            "couchdb_stopped", outage_s=round(back_at - down_at, 1),
+            pouch_restart_s=round(restart_s, 1),
+            known_auth_requests=len(known), known_auth_right=sum(r.ok for r in known),
+            **{f"known_{k}": v for k, v in faultkit.latency_figures(known).items()},
+            unknown_auth_requests=len(unknown),
+            unknown_answered_not_found=sum(r.ok for r in unknown),
+            **{f"unknown_{k}": v for k, v in faultkit.latency_figures(unknown).items()},
+            reg_sent=len(contacts),
+            reg_stored=len(docs), reg_lost=len(set(contacts) - {d["Contact"] for d in docs}),
+            seconds_to_store_after_back=round(stored_s, 1),
+            reg_retries_logged=worker_log.count("waits for CouchDB"))
+        assert figures["known_auth_right"] == len(known)
+        assert figures["known_max_ms"] < BUDGET_S * 1000
+        assert figures["unknown_answered_not_found"] == len(unknown)
+        assert figures["unknown_max_ms"] < BUDGET_S * 1000
+        assert sorted(d["Contact"] for d in docs) == sorted(set(contacts))
+        assert figures["reg_retries_logged"] >= 1
+        assert "is down (ConnectionError)" in worker_log and "is back after" in worker_log
+        assert worker.proc.poll() is None and "Traceback" not in worker_log
+    finally:
+        bridge.stop()
+        worker.stop()
+        standin.stop()
+        pouch.close()
