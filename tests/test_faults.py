@@ -302,3 +302,69 @@ def test_couchdb_stopped(fixtures_dir: Path, vhost: str) -> None:
         worker.stop()
         standin.stop()
         pouch.close()
+
+
+# --- 4. Redis stopped --------------------------------------------------------------------
+
+def test_redis_stopped(fixtures_dir: Path, vhost: str) -> None:
+    cache = faultkit.PrivateRedis()
+    cache.start()
+    realm = f"{support.unique('redis')}.example.com"
+    users = faultkit.provision_here(realm, 30)
+    env = {"WHISTLE_AMQP_URL": vhost, "WHISTLE_REDIS_URL": cache.url}
+    standin = EslStandIn(hostname="fs-fault-redis").start()
+    worker = support.start_worker("registrar", name="fault-redis", env=env, pool="threads",
+                                  concurrency=8)
+    bridge, port = start_bridge(standin, name="bridge-fault-redis", WHISTLE_AUTH_CACHE_TTL="0",
+                                **env)
+    try:
+        standin.wait_for_connections(1, timeout=10)
+        warm = faultkit.storm(port, fixtures_dir, realm, users)
+        assert all(r.ok for r in warm)
+        shared_before = len(cache.keys(f"whistle:creds:{realm}/*"))
+
+        cache.stop()
+        down_at = time.monotonic()
+        (added_while_down,) = faultkit.provision_here(realm, 1, start=30)
+        contacts = [faultkit.send_register(standin, realm, user, "198.51.100.10")
+                    for user in users[:10]]
+        during = faultkit.storm(port, fixtures_dir, realm, users * 2 + [added_while_down])
+        time.sleep(max(0.0, 3.0 - (time.monotonic() - down_at)))
+        cache.start()
+        back_at = time.monotonic()
+        time.sleep(1.5)  # the worker tries Redis again a second after its last failure
+        (added_after,) = faultkit.provision_here(realm, 1, start=31)
+        after = faultkit.authenticate(port, fixtures_dir, realm, added_after)
+        shared_after = support.wait_until(
+            lambda: cache.keys(f"whistle:creds:{realm}/{added_after}"), timeout=10,
+            what="the new credentials in the restarted Redis")
+
+        def stored() -> list[dict]:
+            return faultkit.registration_docs(settings.couch_url, settings.couch_prefix, realm)
+
+        support.wait_until(lambda: len(stored()) >= len(contacts), timeout=20,
+                           what="registrations stored")
+        docs = stored()
+        worker_log = worker.output()
+        figures = faultkit.figures(
+            "redis_stopped", outage_s=round(back_at - down_at, 1),
+            shared_keys_before=shared_before,
+            auth_requests_while_down=len(during), auth_right_while_down=sum(r.ok for r in during),
+            **{f"while_down_{k}": v for k, v in faultkit.latency_figures(during).items()},
+            auth_right_after=int(after.ok), shared_keys_after_restart=len(shared_after),
+            reg_sent=len(contacts), reg_stored=len(docs),
+            reg_lost=len(set(contacts) - {d["Contact"] for d in docs}),
+            outage_warnings_logged=worker_log.count("caching in this process only"))
+        assert shared_before >= len(users)
+        assert figures["auth_right_while_down"] == len(during)
+        assert figures["while_down_max_ms"] < BUDGET_S * 1000
+        assert after.ok
+        assert sorted(d["Contact"] for d in docs) == sorted(set(contacts))
+        assert figures["outage_warnings_logged"] == 1  # one warning for the outage, not one a call
+        assert "is back after" in worker_log
+        assert worker.proc.poll() is None and "Traceback" not in worker_log
+    finally:
+        bridge.stop()
+        worker.stop()
+        standin.stop()
+        cache.close()
