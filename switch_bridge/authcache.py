@@ -32,6 +32,9 @@ class AuthCache:
         self._positive: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._identity: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._negative: dict[tuple[str, str], float] = {}
+        # the directory XML rendered from a positive entry: a re-registration is then an
+        # HTTP parse and a dictionary look-up (the XML depends only on the entry)
+        self._xml: dict[tuple[str, str], bytes] = {}
         self.stats = {"hits": 0, "misses": 0, "negative_hits": 0, "dropped_by_change": 0}
 
     @staticmethod
@@ -57,6 +60,15 @@ class AuthCache:
         self.stats["misses"] += 1
         return False, None
 
+    def xml(self, realm: str, user: str) -> bytes | None:
+        """The rendered answer of a positive entry (call :meth:`get` first)."""
+        return self._xml.get(self.key(realm, user))
+
+    def keep_xml(self, realm: str, user: str, xml: bytes) -> None:
+        key = self.key(realm, user)
+        if key in self._positive:
+            self._xml[key] = xml
+
     def put(self, realm: str, user: str, answer: dict[str, Any] | None) -> None:
         """Remember an authn_resp, or a refusal (None) for a shorter time."""
         key = self.key(realm, user)
@@ -68,12 +80,14 @@ class AuthCache:
         if len(self._positive) >= self.max_entries:
             self._forget(next(iter(self._positive)))
         self._negative.pop(key, None)
+        self._xml.pop(key, None)
         self._positive[key] = (time.monotonic() + self.ttl, answer)
         ccvs = answer.get("Custom-Channel-Vars") or {}
         identity = self.key(str(ccvs.get("Realm", realm)), str(ccvs.get("Username", user)))
         self._identity.setdefault(identity, set()).add(key)
 
     def _forget(self, key: tuple[str, str]) -> None:
+        self._xml.pop(key, None)
         entry = self._positive.pop(key, None)
         if entry is None:
             return
@@ -89,6 +103,7 @@ class AuthCache:
         keys = self._identity.pop(identity, set()) | {identity}
         dropped = 0
         for key in keys:
+            self._xml.pop(key, None)
             dropped += self._positive.pop(key, None) is not None
         return dropped
 

@@ -151,6 +151,10 @@ class Bridge:
             found, answer = (False, None) if self.fixed_answers else \
                 self.auth_cache.get(realm, user)
             outcome = "cached"
+            if found and answer is not None:
+                xml = self.auth_cache.xml(realm, user)
+                if xml is not None:
+                    return outcome, xml
             if not found:
                 answer = self._ask("registrar.authn_req", request,
                                    wamqp.authn_req_key(realm))
@@ -175,9 +179,11 @@ class Bridge:
                 return "not_found", render.not_found()
             ccvs = answer.get("Custom-Channel-Vars") or {}
             try:
-                return outcome, render.directory_user(
+                xml = render.directory_user(
                     realm, user, method=answer["Auth-Method"], secret=answer["Auth-Password"],
                     variables={str(k): str(v) for k, v in ccvs.items()})
+                self.auth_cache.keep_xml(realm, user, xml)
+                return outcome, xml
             except (KeyError, ValueError) as exc:
                 self.metrics.errors.labels("unrenderable_directory").inc()
                 log.error("directory %s@%s: answer cannot be rendered: %s", user, realm, exc)

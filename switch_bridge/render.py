@@ -79,6 +79,11 @@ _NEEDS_ESCAPE = re.compile("[&<>\"'\t\n\r$]")
 _PREPROCESS = re.compile("(x)-(pre-process)", re.IGNORECASE)
 _NAME = re.compile(r"[a-z][a-z-]*")
 _LINE_BREAKS = re.compile(r"[\r\n\t]")
+_NAMES_SEEN: set[str] = set()  # markup names already checked (they are our literals)
+
+
+# values made only of these need no work at all (the common case: names, ids, numbers)
+_PLAIN = re.compile(r"[A-Za-z0-9 ._:@/,=+*#%;()\[\]{}^!~|-]*").fullmatch
 
 
 def attr(value: str) -> str:
@@ -88,6 +93,8 @@ def attr(value: str) -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"attribute values are str, not {type(value).__name__}")
+    if _PLAIN(value) and "pre-process" not in value.lower():
+        return value
     value, dropped = dialstring.UNSAFE_CHARS.subn("", value)
     if dropped:
         STATS["xml_chars_dropped"] += dropped
@@ -102,8 +109,10 @@ class _El:
 
     def __init__(self, name: str, attrs: tuple[tuple[str, str], ...] = (),
                  children: list[_El] | None = None) -> None:
-        if not _NAME.fullmatch(name) or not all(_NAME.fullmatch(key) for key, _ in attrs):
-            raise AssertionError(f"not a literal markup name: {name!r}")
+        if name not in _NAMES_SEEN or not all(key in _NAMES_SEEN for key, _ in attrs):
+            if not _NAME.fullmatch(name) or not all(_NAME.fullmatch(k) for k, _ in attrs):
+                raise AssertionError(f"not a literal markup name: {name!r}")
+            _NAMES_SEEN.update([name, *(key for key, _ in attrs)])
         self.name, self.attrs, self.children = name, attrs, children or []
 
     def add(self, child: _El) -> _El:
