@@ -368,3 +368,116 @@ def test_redis_stopped(fixtures_dir: Path, vhost: str) -> None:
         worker.stop()
         standin.stop()
         cache.close()
+
+
+# --- 5. a FreeSWITCH node drops its event socket, refuses, or goes silent ----------------
+
+class _Pump:
+    """Heartbeats to every stand-in each ``period`` s (as FreeSWITCH's 20 s, sped up) and a
+    call event from ``source`` every 50 ms, each a new call, send times kept."""
+
+    def __init__(self, source: EslStandIn, nodes: list[EslStandIn], period: float = 1.0) -> None:
+        self.source, self.nodes, self.period = source, nodes, period
+        self.sent: dict[str, float] = {}
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._beat, daemon=True),
+                        threading.Thread(target=self._events, daemon=True)]
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.period):
+            for node in self.nodes:
+                node.heartbeat()
+
+    def _events(self) -> None:
+        while not self._stop.wait(0.05):
+            call = f"fault-{support.unique('n')}"
+            self.sent[call] = time.monotonic()
+            faultkit.send_call_event(self.source, call)
+
+    def __enter__(self) -> _Pump:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self.threads:
+            thread.join(5)
+
+
+def _node_metric(port: int, name: str, node: EslStandIn) -> float:
+    return metrics(port).get(f'whistle_bridge_esl_node_{name}{{node="127.0.0.1:{node.port}"}}',
+                             -1.0)
+
+
+def test_freeswitch_node_drops_refuses_and_goes_silent(vhost: str) -> None:
+    healthy = EslStandIn(hostname="fs-healthy").start()
+    faulty = EslStandIn(hostname="fs-faulty").start()
+    nodes = f"127.0.0.1:{healthy.port}:ClueCon,127.0.0.1:{faulty.port}:ClueCon"
+    bridge, port = start_bridge(healthy, name="bridge-fault-esl", WHISTLE_AMQP_URL=vhost,
+                                WHISTLE_FS_NODES=nodes, WHISTLE_ESL_HEARTBEAT_TIMEOUT="3")
+    counter = faultkit.EventCounter(vhost, key="call.CHANNEL_ANSWER.#")
+    phases: dict[str, float] = {}
+    try:
+        healthy.wait_for_connections(1, timeout=10)
+        faulty.wait_for_connections(1, timeout=10)
+        with _Pump(healthy, [healthy, faulty]) as pump:
+            time.sleep(1.0)
+            # 1. dropped (FreeSWITCH died, came back at once): reconnected within the back-off
+            accepted = faulty.accepted
+            phases["dropped_at"] = time.monotonic()
+            faulty.drop()
+            faulty.wait_for(lambda: faulty.subscribed, timeout=10, what="resubscribed")
+            reconnect_s = time.monotonic() - phases["dropped_at"]
+            assert faulty.accepted == accepted + 1
+            # 2. refusing (ACL rejection) for 5 s: attempts back off instead of hammering
+            faulty.rude = True
+            accepted = faulty.accepted
+            faulty.drop()
+            time.sleep(5.0)
+            refused_attempts = faulty.accepted - accepted
+            down_while_refused = _node_metric(port, "up", faulty)
+            faulty.rude = False
+            faulty.wait_for(lambda: faulty.subscribed, timeout=30, what="back after refusal")
+            # 3. silent (hung: not a byte, not a heartbeat): presumed dead after 3 s
+            silent_at = time.monotonic()
+            faulty.silent = True
+            support.wait_until(lambda: _node_metric(port, "up", faulty) == 0, timeout=10,
+                               what="the silent node marked down")
+            silent_detected_s = time.monotonic() - silent_at
+            time.sleep(2.0)
+            faulty.silent = False
+            faulty.wait_for(lambda: faulty.subscribed and _node_metric(port, "up", faulty) == 1,
+                            timeout=30, what="back after silence")
+            time.sleep(0.5)
+        missing = counter.wait_for(set(pump.sent), timeout=15)
+        latencies = sorted(counter.arrivals[c] - t for c, t in pump.sent.items()
+                           if c in counter.arrivals)
+        values = metrics(port)
+        figures = faultkit.figures(
+            "freeswitch_node_faults",
+            faulty_reconnect_after_drop_s=round(reconnect_s, 2),
+            faulty_attempts_in_5s_of_refusal=refused_attempts,
+            faulty_silence_detected_s=round(silent_detected_s, 2),
+            faulty_reconnects_metric=values.get(
+                f'whistle_bridge_esl_node_reconnects{{node="127.0.0.1:{faulty.port}"}}'),
+            healthy_reconnects_metric=values.get(
+                f'whistle_bridge_esl_node_reconnects{{node="127.0.0.1:{healthy.port}"}}'),
+            healthy_connections=healthy.accepted,
+            healthy_events_sent=len(pump.sent), healthy_events_received=len(latencies),
+            healthy_events_lost=len(missing),
+            healthy_event_p50_ms=round(latencies[len(latencies) // 2] * 1000, 1),
+            healthy_event_max_ms=round(latencies[-1] * 1000, 1))
+        assert not missing
+        assert figures["healthy_event_max_ms"] < 500, "the healthy node's events were delayed"
+        assert healthy.accepted == 1 and figures["healthy_reconnects_metric"] == 0
+        assert 2 <= refused_attempts <= 10, "no back-off (or no retry) while refused"
+        assert down_while_refused == 0
+        assert 2.5 <= silent_detected_s <= 6.0
+        assert figures["faulty_reconnects_metric"] >= 3
+        assert "no frame for 3s" in bridge.output()
+    finally:
+        counter.close()
+        bridge.stop()
+        healthy.stop()
+        faulty.stop()
