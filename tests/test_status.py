@@ -16,7 +16,7 @@ import schemas
 from tests import support
 from tests.bridgekit import free_port, metrics
 from tests.esl_standin import EslStandIn
-from whistle_tasks import amqp, control
+from whistle_tasks import amqp, control, provisioning
 from whistle_tasks.config import settings
 from whistle_tasks.couch import get_couch
 
@@ -49,7 +49,8 @@ def node_name(proc: support.Process) -> str:
 
 def register(client: support.Client, realm: str, user: str) -> None:
     msg = schemas.build("reg_success", {
-        "Realm": realm, "Username": user, "Contact": f"<sip:{user}@192.0.2.5:5060>",
+        "Realm": realm, "Username": user,
+        "Contact": f"<sip:{user}@192.0.2.5:5060;rinstance={support.unique()}>",
         "Expires": 3600, "Event-Timestamp": time.time()}, **{"App-Name": "test"})
     client.send("registrar.reg_success", msg, amqp.reg_success_key(realm, user))
 
@@ -161,3 +162,21 @@ def test_status_when_rabbitmq_and_couchdb_are_away_masks_passwords() -> None:
     assert f"RabbitMQ does not answer at amqp://guest:****@127.0.0.1:{amqp_port}/x" in text
     assert f"CouchDB (http://admin:****@127.0.0.1:{couch_port})" in text
     assert "s3cret" not in text
+
+
+def test_registration_count_per_realm_is_cut_at_the_limit(
+        worker: support.Process, realm: str, client: support.Client) -> None:
+    other = f"{support.unique('r')}.example.com"
+    provisioning.create_account("Other", other)
+    register(client, realm, "2001")
+    register(client, other, "2001")
+    support.wait_until(lambda: {realm, other} <= {r["key"] for r in stored_registrations()},
+                       timeout=15, what="registrations in two realms")
+    rows = stored_registrations()
+    realms = sorted({r["key"] for r in rows})
+    counts = control.registration_count(limit=len(realms))
+    assert counts.total == len(rows) and not counts.more_realms
+    assert counts.by_realm == {k: sum(r["key"] == k for r in rows) for k in realms}
+    cut = control.registration_count(limit=1)
+    assert cut.total == len(rows) and cut.more_realms
+    assert cut.by_realm == {realms[0]: counts.by_realm[realms[0]]}
