@@ -49,6 +49,7 @@ services: $(NODE_STAMP)
 
 services-test: services
 	@$(SERVICES) vhost $(TEST_VHOST)
+	@$(SERVICES) tools
 
 status:
 	@$(SERVICES) status
@@ -60,6 +61,7 @@ stop-services:
 BENCHES ?= esl_parse registrar auth_storm event_firehose route_storm
 
 bench: $(PY_STAMP) services
+	@$(SERVICES) tools
 	@rc=0; \
 	for f in $(addprefix bench/,$(addsuffix .py,$(BENCHES))); do \
 	  echo "==> $(VENV)/bin/python $$f"; $(VENV)/bin/python "$$f" || { echo "FAILED: $$f"; rc=1; }; \

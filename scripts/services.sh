@@ -7,6 +7,7 @@
 #   scripts/services.sh down          stop what this checkout started (pouchdb-server only)
 #   scripts/services.sh status        one line per service; exit 1 if any is down
 #   scripts/services.sh vhost NAME    ensure a RabbitMQ vhost with full rights for guest
+#   scripts/services.sh tools         install chromium (Flower test) and wrk (benchmarks) if missing
 #
 # Why "check the port first": the services are shared. A RabbitMQ or Redis run by the
 # system (or a pouchdb-server started by another checkout) is used as it is, never
@@ -283,7 +284,7 @@ status() {
 }
 
 usage() {
-    say "usage: $0 up|down|status|vhost NAME" >&2
+    say "usage: $0 up|down|status|vhost NAME|tools" >&2
     exit 2
 }
 
@@ -292,5 +293,7 @@ case "${1:-}" in
     down) pouchdb_down ;;
     status) status ;;
     vhost) [ $# -eq 2 ] || usage; rabbitmq_vhost "$2" ;;
+    # test and benchmark tools from Debian's packages, installed only when missing
+    tools) need_binary chromium chromium; need_binary wrk wrk ;;
     *) usage ;;
 esac
