@@ -126,6 +126,18 @@ def ensure_rabbit_running(timeout: float = 90.0) -> None:
                        interval=0.2, what="RabbitMQ port 5672 after start_app")
 
 
+
+def close_connections(url: str) -> int:
+    """RabbitMQ closes every client connection of the vhost of ``url`` (only that vhost: no
+    one else is disturbed); returns how many it closed."""
+    vhost = url.rsplit("/", 1)[1]
+    listed = subprocess.run([RABBITMQCTL, "list_connections", "-q", "--no-table-headers",
+                             "-p", vhost, "pid"], capture_output=True, text=True, check=True)
+    count = sum(1 for line in listed.stdout.splitlines() if line.strip())
+    subprocess.run([RABBITMQCTL, "close_all_connections", "-p", vhost, "fault test"],
+                   capture_output=True, check=True, timeout=60)
+    return count
+
 # --- private services a test may stop ------------------------------------------------------
 
 class _Service:

@@ -221,6 +221,62 @@ def test_rabbitmq_restart_during_event_flow(fixtures_dir: Path, vhost: str) -> N
         standin.stop()
 
 
+
+def test_broker_closes_connections_while_registrar_holds_tasks(fixtures_dir: Path,
+                                                               vhost: str) -> None:
+    """The same reconnect without stopping the broker (only this test's vhost): RabbitMQ
+    closes every connection while the registrar holds unacked tasks. The worker must carry
+    on at once after one reconnect (it once stalled, or broke its stream and reconnected
+    again: Celery's prefetch reduction, now off in whistle_tasks.app)."""
+    realm = f"{support.unique('close')}.example.com"
+    (user,) = faultkit.provision_here(realm, 1)
+    env = {"WHISTLE_AMQP_URL": vhost}
+    standin = EslStandIn(hostname="fs-fault-close").start()
+    worker = support.start_worker("registrar", name="fault-close", env=env, pool="threads",
+                                  concurrency=4)
+    bridge, port = start_bridge(standin, name="bridge-fault-close", WHISTLE_AMQP_URL=vhost,
+                                WHISTLE_AUTH_CACHE_TTL="0")
+    try:
+        standin.wait_for_connections(1, timeout=10)
+        worker.kill(signal.SIGSTOP)
+        try:
+            contacts = [faultkit.send_register(standin, realm, faultkit.user_name(i),
+                                               "198.51.100.11") for i in range(30)]
+            time.sleep(1.0)  # the frozen worker's prefetch window fills up
+            closed = faultkit.close_connections(vhost)
+        finally:
+            worker.kill(signal.SIGCONT)
+        resumed_at = time.monotonic()
+        contacts += [faultkit.send_register(standin, realm, faultkit.user_name(i),
+                                            "198.51.100.11") for i in range(30, 60)]
+
+        def stored() -> list[dict]:
+            return faultkit.registration_docs(settings.couch_url, settings.couch_prefix, realm)
+
+        with contextlib.suppress(AssertionError):
+            support.wait_until(lambda: len(stored()) >= len(contacts), timeout=20,
+                               what="every registration stored")
+        stored_s = time.monotonic() - resumed_at
+        auth = support.wait_until(
+            lambda: faultkit.authenticate(port, fixtures_dir, realm, user).ok, timeout=10,
+            interval=0.5, what="authentication after the reconnect")
+        docs = stored()
+        log = worker.output()
+        figures = faultkit.figures(
+            "connections_closed", connections_closed=closed, reg_sent=len(contacts),
+            reg_stored=len(docs), reg_lost=len(set(contacts) - {d["Contact"] for d in docs}),
+            seconds_to_store_after_resume=round(stored_s, 2),
+            worker_reconnects=log.count("Connection to broker lost"),
+            worker_stream_errors=log.count("UnexpectedFrame"))
+        assert sorted(d["Contact"] for d in docs) == sorted(set(contacts))
+        assert figures["seconds_to_store_after_resume"] < 10
+        assert auth
+        assert figures["worker_reconnects"] == 1 and figures["worker_stream_errors"] == 0
+    finally:
+        bridge.stop()
+        worker.stop()
+        standin.stop()
+
 # --- 3. CouchDB stopped ------------------------------------------------------------------
 
 def _parallel(*jobs: object) -> list:
