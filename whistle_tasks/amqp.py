@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from kombu import Connection, Exchange, Producer
 
 TARGETED = Exchange("targeted", type="direct", durable=True)
@@ -107,8 +108,11 @@ def whapp_key(whapp: str) -> str:
 # --- encoding -----------------------------------------------------------------------------
 
 def encode_api(msg: dict[str, Any]) -> bytes:
-    """The wire form of an API message."""
-    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The wire form of an API message (compact UTF-8 JSON; orjson: 6x json.dumps)."""
+    try:
+        return orjson.dumps(msg)
+    except TypeError:  # a value orjson will not take (e.g. an int over 64 bits): stdlib
+        return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def decode_api(body: bytes | str | dict) -> dict[str, Any]:
