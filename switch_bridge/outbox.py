@@ -34,9 +34,9 @@ from typing import Any
 
 import gevent
 import gevent.event
-from amqp import Message
 from kombu import Connection
 
+from switch_bridge.framing import PublishEncoder
 from whistle_tasks import amqp as wamqp
 from whistle_tasks.config import redact_url
 from whistle_tasks.util.log import get_logger
@@ -158,6 +158,8 @@ class Outbox:
         wamqp.declare_exchanges(self._conn)
         self._channel = self._conn.channel()
         self._channel.confirm_select()
+        self._transport = self._conn.connection.transport
+        self._encoder = PublishEncoder(self._channel.channel_id, self._conn.connection.frame_max)
         self._channel.events["basic_ack"].add(self._on_ack)
         self._channel.events["basic_nack"].add(self._on_nack)
         self._next_tag = 1
@@ -181,19 +183,26 @@ class Outbox:
         while not self._stopping:
             if self._broken is not None:
                 raise self._broken
-            sent = 0
-            while self._buffer and sent < BATCH and len(self._unconfirmed) < MAX_UNCONFIRMED:
-                item = self._buffer[0]
-                self._channel.basic_publish(
-                    Message(item.body, content_type=wamqp.CONTENT_TYPE,
-                            content_encoding="utf-8", application_headers=item.headers,
-                            **item.properties),
-                    exchange=item.exchange, routing_key=item.key)
-                self._buffer.popleft()
+            frames: list[bytes] = []
+            encode = self._encoder.encode
+            while (self._buffer and len(frames) < BATCH * 9
+                   and len(self._unconfirmed) < MAX_UNCONFIRMED):
+                item = self._buffer.popleft()
+                try:
+                    encode(item.body, item.exchange, item.key, item.headers,
+                           {"content_type": wamqp.CONTENT_TYPE, "content_encoding": "utf-8",
+                            **item.properties}, frames)
+                except (ValueError, TypeError) as exc:  # e.g. a routing key over 255 bytes
+                    self.stats["dropped"] += 1
+                    log.error("%s: message to %s %s cannot be encoded, dropped: %s",
+                              self.name, item.exchange, item.key[:80], exc)
+                    continue
                 self._unconfirmed[self._next_tag] = item
                 self._next_tag += 1
                 self.stats["published"] += 1
-                sent += 1
+            if frames:
+                # the whole batch in one write (each message stays unconfirmed until acked)
+                self._transport.write(b"".join(frames))
             if self._buffer and len(self._unconfirmed) < MAX_UNCONFIRMED:
                 gevent.sleep(0)  # a batch out: let the others run, then carry on
                 continue
