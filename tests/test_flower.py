@@ -212,8 +212,13 @@ def test_flower_shows_the_workers_and_a_succeeded_task_of_each_whapp(
     # the cross-check: the JSON the tasks page loads has every task, on its whapp's worker
     support.wait_until(lambda: set(TASKS) <= set(succeeded_tasks(flower)), 30, interval=0.5,
                        what=f"Flower to list {TASKS} as succeeded")
-    expected_worker = {task: workers[task.split(".")[0]] for task in TASKS}
-    assert {t: w for t, w in succeeded_tasks(flower).items() if t in TASKS} == expected_worker
+    # (the session's shared worker serves registrar and maintenance too: it may take theirs)
+    def serves(task: str, worker: str) -> bool:
+        return worker == workers[task.split(".")[0]] or (
+            worker.startswith("whapps-") and task.split(".")[0] in ("registrar", "maintenance"))
+
+    succeeded = {t: w for t, w in succeeded_tasks(flower).items() if t in TASKS}
+    assert set(succeeded) == set(TASKS) and all(serves(t, w) for t, w in succeeded.items())
 
     out = support.OUTPUT
     dom = browse(f"{flower}/workers", out / "flower-workers.png", tmp_path / "chrome")
@@ -234,7 +239,7 @@ def test_flower_shows_the_workers_and_a_succeeded_task_of_each_whapp(
     # NAME, UUID, STATE, RECEIVED, RUNTIME, WORKER
     shown = {(r[0], r[2], r[5]) for r in table.rows if len(r) >= 6}
     for task in TASKS:
-        assert (task, "SUCCESS", expected_worker[task]) in shown, (task, shown)
+        assert (task, "SUCCESS", succeeded[task]) in shown, (task, shown)
 
     for png in (out / "flower-workers.png", out / "flower-tasks.png"):
         assert png_size(png) == (1400, 900)
