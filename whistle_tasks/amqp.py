@@ -211,11 +211,7 @@ class Publisher:
 
     def _reset(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
-        if conn is not None:
-            try:
-                conn.release()
-            except Exception:  # noqa: BLE001, S110 - the connection is already broken
-                pass
+        release_quietly(conn)
 
     def publish(self, body: bytes, exchange: str, key: str, *,
                 headers: dict[str, Any] | None = None, persistent: bool = False,
@@ -263,6 +259,16 @@ class Publisher:
     def close(self) -> None:
         with self._lock:
             self._reset()
+
+
+def release_quietly(connection: Connection | None) -> None:
+    """Close a connection that may already be broken (nothing to report if it was)."""
+    if connection is None:
+        return
+    try:
+        connection.release()
+    except Exception:  # noqa: BLE001, S110 - it is broken already; we are dropping it
+        pass
 
 
 def declare_exchanges(connection: Connection, exchanges: Iterable[Exchange] = EXCHANGES) -> None:

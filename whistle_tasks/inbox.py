@@ -184,8 +184,4 @@ class Inbox:
 
     def _close(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
-        if conn is not None:
-            try:
-                conn.release()
-            except Exception:  # noqa: BLE001, S110 - already broken
-                pass
+        wamqp.release_quietly(conn)
