@@ -85,6 +85,16 @@ def reset_bench_resources() -> None:
     import requests
 
     ensure_vhost()
+    from kombu import Connection
+
+    from whistle_tasks.app import WHAPP_BINDINGS, whapp_queue
+
+    with Connection(BENCH_ENV["WHISTLE_AMQP_URL"]) as conn:  # no backlog of an earlier run
+        channel = conn.channel()
+        for whapp in WHAPP_BINDINGS:
+            queue = whapp_queue(whapp)(channel)
+            queue.declare()
+            queue.purge()
     base = BENCH_ENV["WHISTLE_COUCH_URL"]
     for name in requests.get(f"{base}/_all_dbs", timeout=10).json():
         if name.startswith("bench_"):

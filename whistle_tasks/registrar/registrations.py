@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from whistle_tasks.config import settings
-from whistle_tasks.couch import get_couch
+from whistle_tasks.couch import Conflict, get_couch
 from whistle_tasks.util.cache import MISSING, Cache
 from whistle_tasks.util.log import get_logger
 
@@ -96,7 +96,14 @@ def store(msg: dict[str, Any]) -> str:
         # without an entry, the view does)
         for old_id in _other_contacts(doc["Realm"], doc["Username"], doc["_id"]):
             replaced += couch.delete(DB, old_id)
-    saved = couch.update(DB, doc["_id"], lambda _current: dict(doc))
+    try:
+        saved = couch.update(DB, doc["_id"], lambda _current: dict(doc))
+    except Conflict:
+        # others kept writing this very registration (same contact, same id) meanwhile:
+        # one of those writes is the registration; ours would only repeat it
+        log.info("registration %s@%s: written concurrently elsewhere", doc["Username"],
+                 doc["Realm"])
+        saved = get_couch().get_or_none(DB, doc["_id"])
     ttl = max(1, int(doc["pvt_expires_at"] - time.time()))
     if saved is not None:
         _cache.set(key, saved, ttl=ttl)
