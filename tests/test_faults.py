@@ -44,7 +44,8 @@ def _task_ids(log: str, what: str) -> set[str]:
 def test_registrar_worker_killed_mid_storm(fixtures_dir: Path, vhost: str) -> None:
     realm = f"{support.unique('kill')}.example.com"
     users = faultkit.provision_here(realm, 200)
-    env = {"WHISTLE_AMQP_URL": vhost}
+    # DEBUG: the workers log each task received/succeeded (the tasks in flight at the kill)
+    env = {"WHISTLE_AMQP_URL": vhost, "WHISTLE_LOG_LEVEL": "DEBUG"}
     standin = EslStandIn(hostname="fs-fault-kill").start()
     workers = [support.start_worker("registrar", name=f"fault-kill-{n}", env=env,
                                     pool="threads", concurrency=4) for n in ("a", "b")]

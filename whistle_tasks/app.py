@@ -135,6 +135,13 @@ def _route_by_whapp(task_name: str) -> dict[str, Any] | None:
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     log.setup(settings.log_level, settings.log_target)
+    if settings.log_level.upper() != "DEBUG":
+        # two INFO lines per task ("received", "succeeded") at a thousand tasks a second
+        # cost more than the task; Flower shows every task from the events anyway
+        import logging
+
+        for name in ("celery.worker.strategy", "celery.app.trace"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @signals.worker_ready.connect
