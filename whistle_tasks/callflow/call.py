@@ -93,7 +93,11 @@ class Call:
         if insert_at:
             data["Insert-At"] = insert_at
         msg = schemas.build(application, data, **{"App-Name": APP_NAME})
-        publish(msg, amqp.CALLCTL, self.control_queue)
+        # on the channel that bound this call's event queue: AMQP keeps a channel's order,
+        # so the events that answer the command cannot be routed before that binding exists
+        if not self._rt.inbox.publish(amqp.encode_api(msg), amqp.CALLCTL.name,
+                                      self.control_queue):
+            publish(msg, amqp.CALLCTL, self.control_queue)
         if not wait:
             return None
         return self._wait_reply(application, msg_id, timeout)
