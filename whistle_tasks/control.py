@@ -245,15 +245,7 @@ def stop_whapp(whapp: str, destination: list[str] | None = None,
         return result
     replies = _remote(f"stopping {whapp}", lambda: _app().control.cancel_consumer(
         queue, destination=targets, reply=True, timeout=timeout))
-    for reply in replies or []:
-        for worker, answer in reply.items():
-            result.replies[worker] = _reply_text(answer)
-    if result.replies:
-        result.confirmed = _confirm(queue, sorted(result.replies), False, timeout)
-    else:
-        result.problem = "no worker answered"
-    log.info("stop %s: replies %s, confirmed %s", whapp, result.replies, result.confirmed)
-    return result
+    return _settle(result, replies, queue, consuming=False, timeout=timeout)
 
 
 def start_whapp(whapp: str, destination: list[str] | None = None,
@@ -275,14 +267,21 @@ def start_whapp(whapp: str, destination: list[str] | None = None,
         queue, exchange=amqp.CALLMGR.name, exchange_type="topic",
         routing_key=amqp.whapp_key(whapp), options={"durable": True},
         destination=targets, reply=True, timeout=timeout))
+    return _settle(result, replies, queue, consuming=True, timeout=timeout)
+
+
+def _settle(result: SwitchResult, replies: Any, queue: str, *, consuming: bool,  # noqa: ANN401
+            timeout: float) -> SwitchResult:
+    """Record the workers' replies, then ask them again whether the change happened."""
     for reply in replies or []:
         for worker, answer in reply.items():
             result.replies[worker] = _reply_text(answer)
     if result.replies:
-        result.confirmed = _confirm(queue, sorted(result.replies), True, timeout)
+        result.confirmed = _confirm(queue, sorted(result.replies), consuming, timeout)
     else:
         result.problem = "no worker answered"
-    log.info("start %s: replies %s, confirmed %s", whapp, result.replies, result.confirmed)
+    log.info("%s %s: replies %s, confirmed %s", result.action, result.whapp, result.replies,
+             result.confirmed)
     return result
 
 
