@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -38,6 +38,7 @@ from whistle_tasks import amqp as wamqp
 from whistle_tasks.config import Settings
 from whistle_tasks.inbox import Inbox, Subscription
 from whistle_tasks.util.log import call_id, get_logger
+from whistle_tasks.util.timer import Timer
 
 log = get_logger(__name__)
 
@@ -124,16 +125,26 @@ class Bridge:
         self.outbox.stop()
         self.inbox.stop()
 
-    # -- mod_xml_curl: directory ----------------------------------------------------------
+    # -- mod_xml_curl ---------------------------------------------------------------------
     def directory(self, body: bytes, environ: dict[str, Any]) -> tuple[int, str, bytes]:
-        started = time.perf_counter()
+        return self._lookup("directory", self._directory, body)
+
+    def dialplan(self, body: bytes, environ: dict[str, Any]) -> tuple[int, str, bytes]:
+        return self._lookup("dialplan", self._dialplan, body)
+
+    def _lookup(self, section: str, answer: Callable[[bytes], tuple[str, bytes]],
+                body: bytes) -> tuple[int, str, bytes]:
+        """Answer one lookup; its outcome and time are counted whatever happens."""
+        timer = Timer()
         outcome = "error"
         try:
-            outcome, xml = self._directory(body)
+            outcome, xml = answer(body)
             return 200, XML, xml
         finally:
-            self.metrics.req["directory", outcome].inc()
-            self.metrics.lat["directory"].observe(time.perf_counter() - started)
+            self.metrics.req[section, outcome].inc()
+            self.metrics.lat[section].observe(timer.elapsed)
+
+    # -- directory ------------------------------------------------------------------------
 
     def _directory(self, body: bytes) -> tuple[str, bytes]:
         try:
@@ -189,16 +200,7 @@ class Bridge:
                 log.error("directory %s@%s: answer cannot be rendered: %s", user, realm, exc)
                 return "error", render.not_found()
 
-    # -- mod_xml_curl: dialplan -----------------------------------------------------------
-    def dialplan(self, body: bytes, environ: dict[str, Any]) -> tuple[int, str, bytes]:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            outcome, xml = self._dialplan(body)
-            return 200, XML, xml
-        finally:
-            self.metrics.req["dialplan", outcome].inc()
-            self.metrics.lat["dialplan"].observe(time.perf_counter() - started)
+    # -- dialplan -------------------------------------------------------------------------
 
     def _dialplan(self, body: bytes) -> tuple[str, bytes]:
         try:

@@ -123,6 +123,13 @@ app.conf.update(
 )
 
 
+def consumed_queues(consumer: Any) -> set[str]:  # noqa: ANN401
+    """The queues a starting worker consumes (``worker_ready``'s sender)."""
+    if consumer is None:
+        return set()
+    return {q.name for q in consumer.app.amqp.queues.consume_from.values()}
+
+
 def _route_by_whapp(task_name: str) -> dict[str, Any] | None:
     """Internal tasks (``registrar.expire``) go to their whapp's queue via ``whapp.<name>``."""
     whapp = task_name.split(".", 1)[0]

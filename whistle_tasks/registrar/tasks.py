@@ -9,7 +9,7 @@ from typing import Any
 from celery import signals
 
 from whistle_tasks import accounts
-from whistle_tasks.app import app
+from whistle_tasks.app import app, consumed_queues
 from whistle_tasks.couch import CouchError, Unavailable
 from whistle_tasks.registrar import authn, registrations
 from whistle_tasks.util.log import get_logger
@@ -76,7 +76,7 @@ def expire() -> int:
 @signals.worker_ready.connect
 def _prime(sender: Any = None, **_: Any) -> None:  # noqa: ANN401
     """When a worker that serves the registrar starts: caches primed."""
-    queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
+    queues = consumed_queues(sender)
     if WHAPP not in queues:
         return
     try:

@@ -7,6 +7,7 @@ from typing import Any
 from celery import signals
 
 from whistle_tasks import accounts
+from whistle_tasks.app import consumed_queues
 from whistle_tasks.couch import CouchError
 from whistle_tasks.router import routing
 from whistle_tasks.util.log import get_logger
@@ -29,7 +30,7 @@ def route_req(msg: dict[str, Any]) -> str:
 
 @signals.worker_ready.connect
 def _prime(sender: Any = None, **_: Any) -> None:  # noqa: ANN401
-    queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
+    queues = consumed_queues(sender)
     if WHAPP not in queues:
         return
     try:
