@@ -1,6 +1,6 @@
 """A lean AMQP request/reply load generator (raw py-amqp, one thread, no kombu overhead).
 
-Requests are Celery task messages built by :func:`whistle_tasks.amqp.encode_request`; the
+Requests are Celery task messages built by :func:`whistle_tasks.core.amqp.encode_request`; the
 answers come back on the generator's own ``Server-ID`` queue (``targeted``). Two shapes:
 
 * closed loop: ``inflight`` requests outstanding at all times → throughput;
@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 import amqp as pyamqp
 
 from bench.common import Result
-from whistle_tasks.amqp import encode_request
+from whistle_tasks.core.amqp import encode_request
 
 MakeRequest = Callable[[int], tuple[str, dict[str, Any], str]]  # i -> (task, msg, key)
 

@@ -12,7 +12,7 @@ Modes (issue #3):
 Each under a closed loop with 64 requests in flight (throughput; made by ``wrk``, a new
 connection per request as libcurl does) and an open loop at 400/s (p50/p99 from the
 scheduled send time; a gevent client), beside the floor: the same loads answered by a
-bridge from a fixed in-process answer (``WHISTLE_BRIDGE_FIXED_ANSWERS``: no AMQP, no cache,
+bridge from a fixed in-process answer (``bench/floor_bridge.py``: no AMQP, no cache,
 the same parse and render). Every answer is checked to be the user's directory entry.
 Targets (this 2-core machine): warm ≥ 3,000/s, p99 ≤ 10 ms at 400/s; cold ≥ 800/s,
 p99 ≤ 25 ms at 400/s.
@@ -48,11 +48,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_bridge(name: str, **env: str) -> tuple[common.Proc, int]:
+def start_bridge(name: str, *, floor: bool = False, **env: str) -> tuple[common.Proc, int]:
+    """A bridge process (``floor``: the benchmarks' floor, bench/floor_bridge.py)."""
     import requests
 
     port = free_port()
-    proc = common.Proc(name, [sys.executable, "-m", "switch_bridge"], env={
+    argv = [sys.executable, "-m", "switch_bridge"]
+    if floor:  # answers from memory, and no credential cache either: parse + render only
+        argv = [sys.executable, str(Path(__file__).with_name("floor_bridge.py"))]
+        env = {"WHISTLE_AUTH_CACHE_TTL": "0", **env}
+    proc = common.Proc(name, argv, env={
         "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{port}", "WHISTLE_FS_NODES": "127.0.0.1:1:none",
         **env})
     deadline = time.monotonic() + 30
@@ -79,8 +84,8 @@ def main() -> None:
         raise SystemExit(f"needs the real sip_auth capture at {FIXTURE}")
 
     from tests.xmlcurl import rewrite
-    from whistle_tasks import provisioning
-    from whistle_tasks.config import settings
+    from whistle_tasks.core.config import settings
+    from whistle_tasks.ops import provisioning
 
     common.reset_bench_resources()
     provisioning.create_account("Storm", REALM)
@@ -101,8 +106,7 @@ def main() -> None:
         for mode in ("warm", "cold"):
             cache = {"WHISTLE_AUTH_CACHE_TTL": "3600" if mode == "warm" else "0"}
             real, real_port = start_bridge(f"bridge-{mode}", **cache)
-            floor, floor_port = start_bridge(f"bridge-floor-{mode}",
-                                             WHISTLE_BRIDGE_FIXED_ANSWERS="true")
+            floor, floor_port = start_bridge(f"bridge-floor-{mode}", floor=True)
             procs += [real, floor]
             chosen = users[:args.warm_users] if mode == "warm" else users
             rng = random.Random(11)

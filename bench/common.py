@@ -87,7 +87,7 @@ def reset_bench_resources() -> None:
     ensure_vhost()
     from kombu import Connection
 
-    from whistle_tasks.app import WHAPP_BINDINGS, whapp_queue
+    from whistle_tasks.core.amqp import WHAPP_BINDINGS, whapp_queue
 
     with Connection(BENCH_ENV["WHISTLE_AMQP_URL"]) as conn:  # no backlog of an earlier run
         channel = conn.channel()

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from switch_bridge.esl import protocol as P  # noqa: E402
+from switch_bridge.freeswitch.esl import protocol as P  # noqa: E402
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "freeswitch" / "modern"
 CHUNK = 64 * 1024
@@ -130,7 +130,7 @@ def _serve(port_queue: multiprocessing.Queue, data: bytes, repeat: int) -> None:
 def wire_rate(fmt: str, data: bytes, count: int, repeat: int) -> float:
     import gevent
 
-    from switch_bridge.esl.node import EslNode
+    from switch_bridge.freeswitch.esl.node import EslNode
 
     ports: multiprocessing.Queue = multiprocessing.Queue()
     child = multiprocessing.Process(target=_serve, args=(ports, data, repeat), daemon=True)

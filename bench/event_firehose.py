@@ -37,8 +37,8 @@ def free_port() -> int:
 
 
 def stream_frames(fmt: str) -> list:
-    from switch_bridge import events
-    from switch_bridge.esl.protocol import parse_event
+    from switch_bridge.freeswitch import translate as events
+    from switch_bridge.freeswitch.esl.protocol import parse_event
     from tests.esl_standin import load_capture_events
 
     wanted = set(events.subscription())
@@ -55,8 +55,8 @@ def stream_frames(fmt: str) -> list:
 def bare_parse_rate(data: bytes, count: int) -> tuple[float, int]:
     """Events/s of framing + decoding + translation of ``data`` in this process, and how
     many of them are call events (what must arrive on callevt)."""
-    from switch_bridge import events
-    from switch_bridge.esl.protocol import FrameParser, parse_event
+    from switch_bridge.freeswitch import translate as events
+    from switch_bridge.freeswitch.esl.protocol import FrameParser, parse_event
 
     parser = FrameParser()
     started = time.perf_counter()

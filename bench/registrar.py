@@ -30,7 +30,7 @@ from bench.amqp_load import AmqpLoad  # noqa: E402
 
 
 def provision(devices: int) -> tuple[str, list[str]]:
-    from whistle_tasks import provisioning
+    from whistle_tasks.ops import provisioning
 
     realm = "bench.example.com"
     provisioning.create_account("Bench", realm)
@@ -60,8 +60,8 @@ def main() -> None:
     args = parser.parse_args()
 
     common.reset_bench_resources()
-    from whistle_tasks import amqp
-    from whistle_tasks.config import settings
+    from schemas import contracts
+    from whistle_tasks.core.config import settings
 
     default_pool, default_n = settings.pool_of("registrar")
     args.pool = args.pool or default_pool
@@ -76,7 +76,7 @@ def main() -> None:
                "App-Version": "1", "Auth-Realm": realm, "Auth-User": user,
                "From": f"sip:{user}@{realm}", "To": f"sip:{user}@{realm}", "Method": "REGISTER",
                "Call-ID": f"bench-{i}", "Orig-IP": "192.0.2.1", "User-Agent": "bench"}
-        return "registrar.authn_req", msg, amqp.authn_req_key(realm)
+        return str(contracts.AUTHN.task), msg, contracts.AUTHN.key(msg)
 
     def echo(i: int) -> tuple[str, dict, str]:
         task, msg, _ = authn(i)

@@ -7,7 +7,7 @@ bridge, routed by the router whapp (number → device → registered contact) an
 bridge to that contact; every answer is checked. Closed loop with 64 in flight (``wrk``, a
 new connection per request as libcurl), open loop at 300/s (p50/p99 from the scheduled send
 time), beside the no-AMQP floor: a bridge answering from a fixed in-process answer
-(``WHISTLE_BRIDGE_FIXED_ANSWERS``) with the same parse and render. Targets (issue #4, this
+(``bench/floor_bridge.py``) with the same parse and render. Targets (issue #4, this
 2-core machine): ≥ 600 routes/s; p99 ≤ 30 ms at 300/s offered.
 
 Set-up shortcut (documented, not measured): the 10,000 registrations are written to CouchDB
@@ -39,9 +39,9 @@ MARKER = 'application="bridge"'
 
 
 def provision(count: int) -> list[str]:
-    from whistle_tasks import imports, provisioning
-    from whistle_tasks.couch import get_couch
-    from whistle_tasks.registrar import registrations
+    from whistle_tasks.core.couch import get_couch
+    from whistle_tasks.data import registrations
+    from whistle_tasks.ops import imports, provisioning
 
     provisioning.create_account("Routes", REALM)
     users = [str(300000 + i) for i in range(count)]
@@ -64,7 +64,7 @@ def provision(count: int) -> list[str]:
 
 
 def couch_db_of(realm: str) -> str:
-    from whistle_tasks.provisioning import get_account
+    from whistle_tasks.ops.provisioning import get_account
 
     return get_account(realm)["pvt_account_db"]
 
@@ -80,7 +80,7 @@ def main() -> None:
     if not FIXTURE.exists():
         raise SystemExit(f"needs the real dialplan capture at {FIXTURE}")
     from tests.xmlcurl import rewrite
-    from whistle_tasks.config import settings
+    from whistle_tasks.core.config import settings
 
     common.reset_bench_resources()
     users = provision(args.numbers)
@@ -99,7 +99,7 @@ def main() -> None:
         procs.append(common.worker(whapp, f"routes-{whapp}", pool=pool, concurrency=n))
     try:
         real, real_port = start_bridge("routes-bridge")
-        floor, floor_port = start_bridge("routes-floor", WHISTLE_BRIDGE_FIXED_ANSWERS="true")
+        floor, floor_port = start_bridge("routes-floor", floor=True)
         procs += [real, floor]
         real_url = f"http://127.0.0.1:{real_port}/fs/dialplan"
         floor_url = f"http://127.0.0.1:{floor_port}/fs/dialplan"

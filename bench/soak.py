@@ -61,7 +61,7 @@ def main() -> None:
     from bench.route_storm import provision
     from tests.esl_standin import EslStandIn
     from tests.xmlcurl import rewrite
-    from whistle_tasks.config import settings
+    from whistle_tasks.core.config import settings
 
     common.reset_bench_resources()
     import bench.route_storm as rs

@@ -7,6 +7,10 @@ user is unknown or disabled (``authn_err``). This is the hottest message of the 
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
 from schemas.base import message
 from schemas.kinds import BOOLEAN, INTEGER, SCALARS
 
@@ -41,3 +45,49 @@ AUTHN_RESP = message(
 AUTHN_ERR = message("authn_err", CATEGORY, optional=("Defer-Response",))
 
 MESSAGES = (AUTHN_REQ, AUTHN_RESP, AUTHN_ERR)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def user_part(uri: str) -> str:
+    """``sip:1000@example.com`` / ``<sip:1000@x>`` / ``1000@x`` → ``1000``."""
+    uri = uri.strip().strip("<>")
+    if ":" in uri.split("@", 1)[0]:
+        uri = uri.split(":", 1)[1]
+    return uri.split("@", 1)[0]
+
+
+def host_part(uri: str) -> str:
+    """``sip:1000@example.com:5060;transport=udp`` → ``example.com`` (``[v6]`` kept whole)."""
+    host = uri.strip().strip("<>").split("@", 1)[-1].split(";", 1)[0].split(">", 1)[0]
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.split(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def identity(msg: Mapping[str, Any]) -> tuple[str, str]:
+    """The (realm, user) an ``authn_req`` is about — the one normalisation of them.
+
+    Both lower-cased; user ``unknown`` → the user of ``To``; an IP literal as realm (a phone
+    that registers to the switch's address) → the domain of ``To`` when that is a name.
+    Never raises: a message missing fields gets empty ones (its validation says why).
+    """
+    realm = str(msg.get("Auth-Realm") or "").lower()
+    user = str(msg.get("Auth-User") or "").lower()
+    to = str(msg.get("To") or "")
+    if user == "unknown":
+        user = user_part(to).lower()
+    if is_ip(realm):
+        to_host = host_part(to).lower()
+        if to_host and not is_ip(to_host):
+            realm = to_host
+    return realm, user

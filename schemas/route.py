@@ -11,12 +11,17 @@ FreeSWITCH took a park, the bridge tells the winner with ``route_win`` (sent to 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from schemas.base import message, obj
 from schemas.kinds import BOOLEAN, INTEGER, NUMBER, SCALARS, TEXT, list_of, nested_list
 
 CATEGORY = "dialplan"
 
 INVITE_FORMATS = ("username", "e164", "npan", "1npan", "route", "contact")
+#: how a number may be sent to a gateway (a number document's ``invite_format``)
+GATEWAY_INVITE_FORMATS = ("e164", "npan", "1npan", "route")
 ROUTE_MEDIA = ("process", "bypass", "auto")
 REQUEST_MEDIA = ("process", "proxy", "bypass")
 CALLER_ID_TYPES = ("from", "rpid", "pid")
@@ -83,3 +88,14 @@ ROUTE_WIN = message(
 )
 
 MESSAGES = (ROUTE_REQ, ROUTE_RESP, ROUTE_WIN)
+
+
+
+def route_realm(msg: Mapping[str, Any]) -> str:
+    """The realm a ``route_req`` is keyed by (lower-cased): the authenticated caller's
+    (``Custom-Channel-Vars`` ``Realm``), else the host of ``Request``."""
+    ccvs = msg.get("Custom-Channel-Vars") or {}
+    realm = ccvs.get("Realm") if isinstance(ccvs, Mapping) else None
+    if not realm:
+        realm = str(msg.get("Request", "")).rpartition("@")[2]
+    return str(realm or "unknown").lower()

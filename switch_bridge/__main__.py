@@ -10,14 +10,14 @@ monkey.patch_all()
 
 import sys  # noqa: E402
 
-from whistle_tasks.config import load  # noqa: E402
-from whistle_tasks.util import log  # noqa: E402
+from whistle_tasks.core import log  # noqa: E402
+from whistle_tasks.core.config import load  # noqa: E402
 
 
 def main() -> int:
     settings = load()
     log.setup(settings.log_level, settings.log_target)
-    from switch_bridge.bridge import serve
+    from switch_bridge.host import serve
 
     try:
         serve(settings)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from whistle_tasks.util.log import get_logger
+from whistle_tasks.core.log import get_logger
 
 log = get_logger(__name__)
 
@@ -22,34 +22,35 @@ NEGATIVE_TTL = 30.0
 
 
 class AuthCache:
-    """Positive answers are kept under the request's (Auth-Realm, Auth-User) and indexed by
-    the identity the registrar answered for (``Custom-Channel-Vars`` Realm/Username): a
-    phone may authenticate with an IP as realm, but a change names the device's realm."""
+    """Positive answers are kept under the request's (Auth-Realm, Auth-User) with the
+    directory XML rendered from them (a re-registration is then an HTTP parse and a
+    dictionary look-up), and indexed by the identity the registrar answered for
+    (``Custom-Channel-Vars`` Realm/Username): a phone may authenticate with an IP as realm,
+    but a change names the device's realm."""
 
     def __init__(self, ttl: float, max_entries: int = 200_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._positive: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        # key -> (expires at, identity, rendered XML)
+        self._positive: dict[tuple[str, str], tuple[float, tuple[str, str], bytes]] = {}
         self._identity: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._negative: dict[tuple[str, str], float] = {}
-        # the directory XML rendered from a positive entry: a re-registration is then an
-        # HTTP parse and a dictionary look-up (the XML depends only on the entry)
-        self._xml: dict[tuple[str, str], bytes] = {}
         self.stats = {"hits": 0, "misses": 0, "negative_hits": 0, "dropped_by_change": 0}
 
     @staticmethod
     def key(realm: str, user: str) -> tuple[str, str]:
         return realm.lower(), user.lower()
 
-    def get(self, realm: str, user: str) -> tuple[bool, dict[str, Any] | None]:
-        """``(found, answer)``: a found None answer means "known to be refused"."""
+    def get(self, realm: str, user: str) -> tuple[bool, bytes | None]:
+        """``(found, xml)``: the XML of a cached answer; a found ``None`` means "known to be
+        refused"; ``(False, None)``: ask the registrar."""
         key = self.key(realm, user)
         now = time.monotonic()
         entry = self._positive.get(key)
         if entry is not None:
             if entry[0] >= now:
                 self.stats["hits"] += 1
-                return True, entry[1]
+                return True, entry[2]
             self._forget(key)
         refused_until = self._negative.get(key)
         if refused_until is not None:
@@ -60,17 +61,10 @@ class AuthCache:
         self.stats["misses"] += 1
         return False, None
 
-    def xml(self, realm: str, user: str) -> bytes | None:
-        """The rendered answer of a positive entry (call :meth:`get` first)."""
-        return self._xml.get(self.key(realm, user))
-
-    def keep_xml(self, realm: str, user: str, xml: bytes) -> None:
-        key = self.key(realm, user)
-        if key in self._positive:
-            self._xml[key] = xml
-
-    def put(self, realm: str, user: str, answer: dict[str, Any] | None) -> None:
-        """Remember an authn_resp, or a refusal (None) for a shorter time."""
+    def put(self, realm: str, user: str, answer: dict[str, Any] | None,
+            xml: bytes = b"") -> None:
+        """Remember an ``authn_resp`` with its rendered XML, or a refusal (``None``) for a
+        shorter time."""
         key = self.key(realm, user)
         if answer is None:
             if len(self._negative) >= self.max_entries:
@@ -80,19 +74,17 @@ class AuthCache:
         if len(self._positive) >= self.max_entries:
             self._forget(next(iter(self._positive)))
         self._negative.pop(key, None)
-        self._xml.pop(key, None)
-        self._positive[key] = (time.monotonic() + self.ttl, answer)
+        self._forget(key)
         ccvs = answer.get("Custom-Channel-Vars") or {}
         identity = self.key(str(ccvs.get("Realm", realm)), str(ccvs.get("Username", user)))
+        self._positive[key] = (time.monotonic() + self.ttl, identity, xml)
         self._identity.setdefault(identity, set()).add(key)
 
     def _forget(self, key: tuple[str, str]) -> None:
-        self._xml.pop(key, None)
         entry = self._positive.pop(key, None)
         if entry is None:
             return
-        ccvs = entry[1].get("Custom-Channel-Vars") or {}
-        identity = self.key(str(ccvs.get("Realm", key[0])), str(ccvs.get("Username", key[1])))
+        identity = entry[1]
         keys = self._identity.get(identity)
         if keys is not None:
             keys.discard(key)
@@ -103,7 +95,6 @@ class AuthCache:
         keys = self._identity.pop(identity, set()) | {identity}
         dropped = 0
         for key in keys:
-            self._xml.pop(key, None)
             dropped += self._positive.pop(key, None) is not None
         return dropped
 

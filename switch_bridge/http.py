@@ -24,7 +24,7 @@ from typing import Any
 import httptools
 from gevent.server import StreamServer
 
-from whistle_tasks.util.log import get_logger
+from whistle_tasks.core.log import get_logger
 
 log = get_logger(__name__)
 

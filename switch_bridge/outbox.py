@@ -36,10 +36,11 @@ import gevent
 import gevent.event
 from kombu import Connection
 
-from switch_bridge.framing import PublishEncoder
-from whistle_tasks import amqp as wamqp
-from whistle_tasks.config import redact_url
-from whistle_tasks.util.log import get_logger
+from schemas.contract import Contract
+from switch_bridge.amqp_frames import PublishEncoder
+from whistle_tasks.core import amqp as wamqp
+from whistle_tasks.core.config import redact_url
+from whistle_tasks.core.log import get_logger
 
 log = get_logger(__name__)
 
@@ -99,14 +100,18 @@ class Outbox:
         return self.put(Item(wamqp.encode_api(msg), exchange, key, properties=properties,
                              kind=kind))
 
-    def put_request(self, task_name: str, msg: dict[str, Any], key: str,
-                    persistent: bool = False) -> bool:
-        """A whapp request (a Celery task message); ``persistent`` for those that must
-        survive a broker restart (reg_success), not for those with a deadline."""
-        body, headers, properties = wamqp.encode_request(task_name, msg)
-        if persistent:
+    def send(self, contract: Contract, msg: dict[str, Any], *, to: str | None = None) -> bool:
+        """A request, where its contract says: a Celery task message to a whapp, persistent
+        when the contract must survive a broker restart (reg_success), not when it has a
+        deadline (authn_req, route_req)."""
+        exchange, key, task = contract.address(msg, to)
+        if task is None:
+            return self.put_api(msg, exchange, key, kind="request",
+                                persistent=contract.persistent)
+        body, headers, properties = wamqp.encode_request(task, msg)
+        if contract.persistent:
             properties = {**properties, "delivery_mode": 2}
-        return self.put(Item(body, wamqp.CALLMGR.name, key, headers, properties, kind="request"))
+        return self.put(Item(body, exchange, key, headers, properties, kind="request"))
 
     @property
     def buffered(self) -> int:

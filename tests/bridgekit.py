@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from kombu import Connection, Consumer, Producer, Queue
+from kombu import Connection, Consumer, Queue
 
 import schemas
+from schemas.keys import route_req_key
 from tests import support, xmlcurl
 from tests.esl_standin import EslStandIn
-from whistle_tasks import amqp
-from whistle_tasks.config import settings
+from whistle_tasks.core import amqp
+from whistle_tasks.core.config import settings
 
 
 def free_port() -> int:
@@ -37,8 +38,8 @@ class RouteStub:
         self.requests: list[dict[str, Any]] = []
         self.conn = Connection(settings.amqp_url)
         queue = Queue(f"test-route-stub-{uuid.uuid4().hex}", exchange=amqp.CALLMGR,
-                      routing_key=amqp.route_req_key(realm), exclusive=True, auto_delete=True)
-        self.producer = Producer(self.conn.channel())
+                      routing_key=route_req_key(realm), exclusive=True, auto_delete=True)
+        self.publisher = amqp.Publisher(settings.amqp_url)
         self.consumer = Consumer(self.conn.channel(), queues=[queue],
                                  callbacks=[self._on_request], accept=["json"], no_ack=True)
         self.consumer.consume()
@@ -62,7 +63,7 @@ class RouteStub:
             return
         answer = schemas.build("route_resp", {**data, "Msg-ID": request["Msg-ID"]},
                                **{"App-Name": "route-stub"})
-        amqp.publish(self.producer, answer, amqp.TARGETED, request["Server-ID"])
+        self.publisher.publish_api(answer, amqp.TARGETED, request["Server-ID"])
 
     def close(self) -> None:
         self._stop = True

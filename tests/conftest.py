@@ -110,7 +110,7 @@ def bridge(request: pytest.FixtureRequest, standin):  # noqa: ANN001, ANN201
 def realm() -> str:
     """A new account with a realm of its own."""
     from tests import support
-    from whistle_tasks import provisioning
+    from whistle_tasks.ops import provisioning
 
     name = f"{support.unique('r')}.example.com"
     provisioning.create_account("Test", name)

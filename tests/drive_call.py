@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kombu import Connection, Consumer, Queue  # noqa: E402
 
-from whistle_tasks import amqp  # noqa: E402
-from whistle_tasks.callflow.call import Call  # noqa: E402
-from whistle_tasks.config import settings  # noqa: E402
+from whistle_tasks.core import amqp  # noqa: E402
+from whistle_tasks.core.config import settings  # noqa: E402
+from whistle_tasks.whapps.callflow.call import Call  # noqa: E402
 
 
 def main(server_id: str) -> None:

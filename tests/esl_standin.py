@@ -40,7 +40,7 @@ from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote
 
-from switch_bridge.esl.protocol import Frame, FrameParser, parse_event
+from switch_bridge.freeswitch.esl.protocol import Frame, FrameParser, parse_event
 
 HeaderValue = str | int | float | Sequence[str]
 Headers = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]]

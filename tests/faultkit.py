@@ -40,7 +40,7 @@ from kombu import Connection, Consumer, Queue
 from tests import support, xmlcurl
 from tests.bridgekit import directory_user, free_port, sip_auth_body
 from tests.esl_standin import EslStandIn
-from whistle_tasks import amqp
+from whistle_tasks.core import amqp
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = support.OUTPUT / "faults"
@@ -423,8 +423,8 @@ def provision_elsewhere(env: dict[str, str], realm: str, count: int) -> None:
 
 def provision_here(realm: str, count: int, start: int = 0) -> list[str]:
     """An account for ``realm`` (made if missing) and ``count`` devices; returns the users."""
-    from whistle_tasks import provisioning
-    from whistle_tasks.couch import NotFound
+    from whistle_tasks.core.couch import NotFound
+    from whistle_tasks.ops import provisioning
 
     try:
         provisioning.get_account(realm)

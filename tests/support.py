@@ -21,6 +21,8 @@ import redis
 import requests
 from kombu import Connection, Consumer, Producer, Queue
 
+from schemas.contract import Contract
+
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
 VENV_BIN = Path(sys.executable).parent
@@ -93,44 +95,44 @@ def start_worker(queues: str = "registrar", name: str | None = None,
 
 
 class Client:
-    """A separate AMQP client: sends Whistle requests by the calling convention and
-    collects the answers that come back on its own ``Server-ID`` queue."""
+    """A separate AMQP client: sends Whistle requests by their contracts and collects the
+    answers that come back on its own ``Server-ID`` queue (every answer, by ``Msg-ID``, so
+    a test may wait for one again after a wait that timed out)."""
 
     def __init__(self, url: str | None = None) -> None:
-        from whistle_tasks.config import settings
+        from whistle_tasks.core import amqp
+        from whistle_tasks.core.config import settings
 
+        self.amqp = amqp
         self.conn = Connection(url or settings.amqp_url)
         self.server_id = f"test-client-{uuid.uuid4().hex}"
         self.channel = self.conn.channel()
-        from whistle_tasks import amqp
-
-        self.amqp = amqp
         queue = Queue(self.server_id, exchange=amqp.TARGETED, routing_key=self.server_id,
                       exclusive=True, auto_delete=True, durable=False)
         self.replies: dict[str, dict[str, Any]] = {}
         self.consumer = Consumer(self.channel, queues=[queue], callbacks=[self._on_reply],
                                  accept=["json"], no_ack=True)
         self.consumer.consume()
-        self.producer = Producer(self.conn.channel())
+        self.publisher = amqp.Publisher(url or settings.amqp_url)
 
     def _on_reply(self, body: Any, message: Any) -> None:  # noqa: ANN401
         self.replies[body.get("Msg-ID", "")] = body
 
-    def send(self, task: str, msg: dict[str, Any], key: str) -> str:
-        """Send ``msg`` (its Server-ID set to ours) as task ``task``; returns its Msg-ID."""
+    def send(self, contract: Contract, msg: dict[str, Any]) -> str:
+        """Send ``msg`` (its Server-ID set to ours) by ``contract``; returns its Msg-ID."""
         msg = dict(msg)
         msg.setdefault("Msg-ID", uuid.uuid4().hex)
         msg["Server-ID"] = self.server_id
-        self.amqp.send_request(self.producer, task, msg, key)
+        self.publisher.send(contract, msg)
         return msg["Msg-ID"]
 
     def send_raw(self, body: bytes, key: str, *, task: str | None = None,
                  content_type: str = "application/json") -> None:
         """Publish arbitrary bytes on callmgr (for malformed-message tests)."""
         headers = {"task": task, "id": uuid.uuid4().hex, "lang": "py"} if task else {}
-        self.producer.publish(body, exchange=self.amqp.CALLMGR, routing_key=key,
-                              headers=headers, content_type=content_type,
-                              content_encoding="utf-8", declare=[self.amqp.CALLMGR])
+        Producer(self.channel).publish(body, exchange=self.amqp.CALLMGR, routing_key=key,
+                                       headers=headers, content_type=content_type,
+                                       content_encoding="utf-8", declare=[self.amqp.CALLMGR])
 
     def wait(self, msg_id: str, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -142,11 +144,12 @@ class Client:
                 self.conn.drain_events(timeout=min(left, 0.5))
         return self.replies.pop(msg_id)
 
-    def request(self, task: str, msg: dict[str, Any], key: str,
+    def request(self, contract: Contract, msg: dict[str, Any],
                 timeout: float = 10.0) -> dict[str, Any]:
-        return self.wait(self.send(task, msg, key), timeout)
+        return self.wait(self.send(contract, msg), timeout)
 
     def close(self) -> None:
+        self.publisher.close()
         with contextlib.suppress(Exception):
             self.conn.release()
 
@@ -154,7 +157,7 @@ class Client:
 def reset_services() -> None:
     """Empty the test resources: CouchDB databases with the test prefix, Redis test db,
     the whapp queues of the test vhost."""
-    from whistle_tasks.config import settings
+    from whistle_tasks.core.config import settings
 
     assert settings.couch_prefix, "refusing to wipe CouchDB without a test prefix"
     base = settings.couch_url.rstrip("/")
@@ -166,7 +169,7 @@ def reset_services() -> None:
     assert not settings.amqp_url.endswith("//"), "refusing to purge the default vhost"
     with Connection(settings.amqp_url) as conn:
         channel = conn.channel()
-        from whistle_tasks.app import WHAPP_BINDINGS, whapp_queue
+        from whistle_tasks.core.amqp import WHAPP_BINDINGS, whapp_queue
 
         for whapp in WHAPP_BINDINGS:
             queue = whapp_queue(whapp)(channel)

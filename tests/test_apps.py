@@ -20,10 +20,12 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 import schemas
+from schemas import contracts
 from tests import support
-from whistle_tasks import amqp, control, provisioning
-from whistle_tasks.app import WHAPP_BINDINGS
-from whistle_tasks.config import settings
+from whistle_tasks.core.amqp import WHAPP_BINDINGS
+from whistle_tasks.core.config import settings
+from whistle_tasks.ops import platform as control
+from whistle_tasks.ops import provisioning
 
 WHISTLE = str(support.VENV_BIN / "whistle")
 
@@ -104,8 +106,7 @@ def test_stop_leaves_requests_waiting_and_start_serves_them(
     queues = control.active_queues(2.0)
     assert queues[own] == [] and queues[shared] == ["router"]
 
-    msg_id = client.send("registrar.authn_req", authn_req(realm, "1000"),
-                         amqp.authn_req_key(realm))
+    msg_id = client.send(contracts.AUTHN, authn_req(realm, "1000"))
     support.wait_until(lambda: control.queue_states(["registrar"])["registrar"].messages == 1,
                        timeout=5, what="the request to wait in the queue")
     time.sleep(1.0)

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 import schemas
+from schemas import contracts
 from tests import support, xmlcurl
 from tests.bridgekit import actions, dialplan_body
 from tests.esl_standin import EslStandIn
-from whistle_tasks import amqp, provisioning
+from whistle_tasks.ops import provisioning
 
 pytestmark = pytest.mark.usefixtures("whapp_worker")
 
@@ -52,8 +53,8 @@ def test_attendant_bridges_to_the_extension(bridge: dict, standin: EslStandIn,
     reg = schemas.build("reg_success", {
         "Realm": realm, "Username": "1001", "Contact": "<sip:1001@192.0.2.77:5080>",
         "Expires": 3600, "Event-Timestamp": time.time()}, **{"App-Name": "test"})
-    client.send("registrar.reg_success", reg, amqp.reg_success_key(realm, "1001"))
-    from whistle_tasks.registrar import registrations
+    client.send(contracts.REG_SUCCESS, reg)
+    from whistle_tasks.data import registrations
 
     support.wait_until(lambda: registrations.lookup(realm, "1001"), what="1001 registered")
     standin.auto_complete = True

@@ -16,9 +16,9 @@ def answer(realm: str, user: str, password: str = "pw") -> dict:
 def test_hit_miss_refusal_and_expiry() -> None:
     cache = AuthCache(ttl=0.2)
     assert cache.get("a.com", "1000") == (False, None)
-    cache.put("A.com", "1000", answer("a.com", "1000"))
+    cache.put("A.com", "1000", answer("a.com", "1000"), b"<pw/>")
     found, got = cache.get("a.com", "1000")
-    assert found and got["Auth-Password"] == "pw"
+    assert found and got == b"<pw/>"
     cache.put("a.com", "nobody", None)
     assert cache.get("a.com", "nobody") == (True, None)
     time.sleep(0.25)
@@ -28,26 +28,21 @@ def test_hit_miss_refusal_and_expiry() -> None:
 
 def test_rendered_xml_follows_its_entry() -> None:
     cache = AuthCache(ttl=60)
-    cache.keep_xml("a.com", "1000", b"<x/>")
-    assert cache.xml("a.com", "1000") is None          # no entry, nothing kept
-    cache.put("a.com", "1000", answer("a.com", "1000"))
-    cache.keep_xml("a.com", "1000", b"<x/>")
-    assert cache.xml("a.com", "1000") == b"<x/>"
-    cache.put("a.com", "1000", answer("a.com", "1000", "new"))
-    assert cache.xml("a.com", "1000") is None          # a new answer needs a new render
+    cache.put("a.com", "1000", answer("a.com", "1000"), b"<x/>")
+    assert cache.get("a.com", "1000") == (True, b"<x/>")
+    cache.put("a.com", "1000", answer("a.com", "1000", "new"), b"<new/>")
+    assert cache.get("a.com", "1000") == (True, b"<new/>")   # a new answer, its own render
 
 
 def test_device_change_drops_every_alias_and_refusal() -> None:
     cache = AuthCache(ttl=60)
     cache.put("192.0.2.1", "1000", answer("a.com", "1000"))   # phone used the IP as realm
-    cache.put("a.com", "1000", answer("a.com", "1000"))
-    cache.keep_xml("a.com", "1000", b"<x/>")
+    cache.put("a.com", "1000", answer("a.com", "1000"), b"<x/>")
     cache.put("a.com", "1001", answer("a.com", "1001"))
     cache.put("b.com", "1000", None)
     cache.on_change({"Type": "device", "Realm": "a.com", "Username": "1000"})
     assert cache.get("192.0.2.1", "1000") == (False, None)
     assert cache.get("a.com", "1000") == (False, None)
-    assert cache.xml("a.com", "1000") is None
     assert cache.get("a.com", "1001")[0]
     assert cache.get("b.com", "1000") == (False, None)   # a refusal of that user: forgotten
 

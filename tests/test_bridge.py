@@ -21,8 +21,8 @@ import pytest
 import requests
 
 import schemas
-from switch_bridge import events as fs_events
-from switch_bridge.esl.protocol import parse_event
+from switch_bridge.freeswitch import translate as fs_events
+from switch_bridge.freeswitch.esl.protocol import parse_event
 from tests import support, xmlcurl
 from tests.bridgekit import (
     EventSink,
@@ -36,7 +36,7 @@ from tests.bridgekit import (
     sip_auth_body,
 )
 from tests.esl_standin import EslStandIn, load_capture_events
-from whistle_tasks import provisioning
+from whistle_tasks.ops import provisioning
 
 pytestmark = pytest.mark.usefixtures("whapp_worker")
 BUDGET_MS = 700
@@ -277,7 +277,7 @@ def test_registration_events_reach_the_registrar(bridge: dict, standin: EslStand
                                                   fixtures_dir: Path) -> None:
     """The real sofia::register of capture a stores a registration; its sofia::unregister
     removes it; the pre_register/register_attempt events around them are not registrations."""
-    from whistle_tasks.registrar import registrations
+    from whistle_tasks.data import registrations
 
     frames = load_capture_events(fixtures_dir / "modern" / "a_register_unregister" /
                                  "esl_a_json.txt")
@@ -291,7 +291,7 @@ def test_registration_events_reach_the_registrar(bridge: dict, standin: EslStand
         standin.send_raw(frame.to_bytes())
     support.wait_until(lambda: _reg_docs("127.0.0.1", "1000") == 1, timeout=15,
                        what="registration stored")
-    from whistle_tasks.couch import get_couch
+    from whistle_tasks.core.couch import get_couch
 
     # (the capture's own Event-Timestamp is hours old, so lookup() would call it expired)
     (row,) = get_couch().view("registrations", "registrations", "by_user",
@@ -306,7 +306,7 @@ def test_registration_events_reach_the_registrar(bridge: dict, standin: EslStand
 
 
 def _reg_docs(realm: str, user: str) -> int:
-    from whistle_tasks.couch import get_couch
+    from whistle_tasks.core.couch import get_couch
 
     rows = get_couch().view("registrations", "registrations", "by_user",
                             startkey=[realm, user], endkey=[realm, user, {}])

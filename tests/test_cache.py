@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from whistle_tasks.config import settings
-from whistle_tasks.util import cache as cache_module
-from whistle_tasks.util.cache import MISSING, Cache, reset_connections
+from whistle_tasks.core import cache as cache_module
+from whistle_tasks.core.cache import MISSING, Cache, reset_connections
+from whistle_tasks.core.config import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEAD_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -382,7 +382,7 @@ def test_get_or_load_with_ttl(ns, r):
 
 CHILD = """
 import json, sys
-from whistle_tasks.util.cache import Cache
+from whistle_tasks.core.cache import Cache
 c = Cache(sys.argv[1])
 seen = c.get("from-parent")
 c.set("from-child", {"pid": __import__("os").getpid()})
@@ -430,7 +430,7 @@ GEVENT_CHILD = """
 from gevent import monkey
 monkey.patch_all()
 import json, sys, gevent
-from whistle_tasks.util.cache import Cache
+from whistle_tasks.core.cache import Cache
 
 writer, reader = Cache(sys.argv[1]), Cache(sys.argv[1])
 
@@ -482,11 +482,11 @@ def test_shared_tier_under_threads(ns):
 
 def _warnings(caplog):
     return [rec for rec in caplog.records
-            if rec.name == "whistle_tasks.util.cache" and rec.levelno == logging.WARNING]
+            if rec.name == "whistle_tasks.core.cache" and rec.levelno == logging.WARNING]
 
 
 def test_redis_unavailable_never_raises_and_warns_once(caplog):
-    caplog.set_level(logging.INFO, logger="whistle_tasks.util.cache")
+    caplog.set_level(logging.INFO, logger="whistle_tasks.core.cache")
     c = Cache("down", redis_url=DEAD_URL)
     started = time.perf_counter()
     c.set("k", {"v": 1})
@@ -512,7 +512,7 @@ def test_redis_unavailable_never_raises_and_warns_once(caplog):
 
 
 def test_redis_unavailable_is_retried_after_the_interval_without_new_warnings(caplog):
-    caplog.set_level(logging.INFO, logger="whistle_tasks.util.cache")
+    caplog.set_level(logging.INFO, logger="whistle_tasks.core.cache")
     c = Cache("down", redis_url=DEAD_URL)
     other = Cache("down-too", redis_url=DEAD_URL)  # same URL: the same outage
     c.get("x")
@@ -579,7 +579,7 @@ def _start_redis(port: int, workdir: Path) -> subprocess.Popen:
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 def test_outage_and_recovery_with_a_real_server(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="whistle_tasks.util.cache")
+    caplog.set_level(logging.INFO, logger="whistle_tasks.core.cache")
     port = _free_port()
     url = f"redis://127.0.0.1:{port}/0"
     server = _start_redis(port, tmp_path)

@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu import Connection, Consumer, Producer, Queue
+from kombu import Connection, Consumer, Queue
 
 import schemas
+from schemas import contracts
+from schemas.keys import call_event_key
 from tests import support, xmlcurl
 from tests.bridgekit import EventSink, RouteStub, actions, dialplan_body
 from tests.esl_standin import Command, EslStandIn
-from whistle_tasks import amqp
-from whistle_tasks.config import settings
+from whistle_tasks.core import amqp
+from whistle_tasks.core.config import settings
 
 pytestmark = pytest.mark.usefixtures("whapp_worker")
 BRIDGE_ENV = {"WHISTLE_ANSWER_BUDGET_MS": "1500"}
@@ -43,7 +45,7 @@ class Whapp:
         self.consumer = Consumer(self.conn.channel(), queues=[queue], callbacks=[self._got],
                                  accept=["json"], no_ack=True)
         self.consumer.consume()
-        self.producer = Producer(self.conn.channel())
+        self.publisher = amqp.Publisher(settings.amqp_url)
 
     def _got(self, body: Any, message: Any) -> None:  # noqa: ANN401
         # route_win arrives as a Celery task message; originate answers as API messages
@@ -68,10 +70,11 @@ class Whapp:
         msg_id = uuid.uuid4().hex
         msg = schemas.build(app, {**fields, "Call-ID": call_id, "Msg-ID": msg_id},
                             **{"App-Name": "test-whapp"})
-        amqp.publish(self.producer, msg, amqp.CALLCTL, control_queue)
+        self.publisher.publish_api(msg, amqp.CALLCTL, control_queue)
         return msg_id
 
     def close(self) -> None:
+        self.publisher.close()
         self.conn.release()
 
 
@@ -127,7 +130,7 @@ def test_commands_run_one_at_a_time_in_order(bridge: dict, standin: EslStandIn,
     standin.hold_completions = True
     standin.app_responses = {"playback": "FILE PLAYED"}
     call_id, queue = park_call(bridge, fixtures_dir, realm, stub, whapp)
-    sink = EventSink(amqp.call_event_key("*", call_id))
+    sink = EventSink(call_event_key("*", call_id))
     try:
         answer = whapp.command(queue, call_id, "answer")
         whapp.command(queue, call_id, "play", **{"Media-Name": "ivr/welcome.wav"})
@@ -191,7 +194,7 @@ def test_failed_command_gives_error_event_and_queue_moves_on(
         whapp: Whapp) -> None:
     standin.auto_complete = True
     call_id, queue = park_call(bridge, fixtures_dir, realm, stub, whapp)
-    sink = EventSink(amqp.call_event_key("*", call_id))
+    sink = EventSink(call_event_key("*", call_id))
     try:
         bad = whapp.command(queue, call_id, "bridge", Endpoints=[
             {"Invite-Format": "route", "Route": "ftp://not-sip.example.com"}])
@@ -220,7 +223,7 @@ def test_failed_command_gives_error_event_and_queue_moves_on(
 def test_after_hangup_nothing_runs(bridge: dict, standin: EslStandIn, fixtures_dir: Path,
                                    realm: str, stub: RouteStub, whapp: Whapp) -> None:
     call_id, queue = park_call(bridge, fixtures_dir, realm, stub, whapp)
-    sink = EventSink(amqp.call_event_key("*", call_id))
+    sink = EventSink(call_event_key("*", call_id))
     try:
         standin.send_event("CHANNEL_HANGUP", [("Unique-ID", call_id),
                                               ("Hangup-Cause", "NORMAL_CLEARING")])
@@ -243,7 +246,7 @@ def test_originate(bridge: dict, standin: EslStandIn, whapp: Whapp) -> None:
         "Endpoints": [{"Invite-Format": "route", "Route": "sip:1001@192.0.2.9:5060",
                        "Caller-ID-Name": "Whistle"}], "Timeout": 20,
         "Custom-Channel-Vars": {"Campaign": "c1"}}, **{"App-Name": "test"})
-    amqp.publish(whapp.producer, request, amqp.CALLMGR, amqp.ORIGINATE_KEY)
+    whapp.publisher.send(contracts.ORIGINATE, request)
     answer = whapp.wait("originate_resp")
     assert answer["Msg-ID"] == "orig-1"
     (bgapi,) = [c for c in standin.commands if c.verb == "bgapi"]
@@ -266,7 +269,7 @@ def test_originate_error_carries_the_reason(bridge: dict, standin: EslStandIn,
             "Application-Name": "park", "Server-ID": whapp.server_id,
             "Endpoints": [{"Invite-Format": "route", "Route": "sip:busy@192.0.2.9"}]},
             **{"App-Name": "test"})
-        amqp.publish(whapp.producer, request, amqp.CALLMGR, amqp.ORIGINATE_KEY)
+        whapp.publisher.send(contracts.ORIGINATE, request)
         error = whapp.wait("originate_error")
     finally:
         standin.bgapi_results = {}
@@ -274,14 +277,14 @@ def test_originate_error_carries_the_reason(bridge: dict, standin: EslStandIn,
     bad = {"Event-Category": "resource", "Event-Name": "originate_req", "App-Name": "t",
            "App-Version": "1", "Msg-ID": "bad-orig", "Server-ID": whapp.server_id,
            "Application-Name": "dance", "Endpoints": []}
-    amqp.publish(whapp.producer, bad, amqp.CALLMGR, amqp.ORIGINATE_KEY)
+    whapp.publisher.send(contracts.ORIGINATE, bad)
     error = whapp.wait("originate_error")
     assert error["Msg-ID"] == "bad-orig" and "Application-Name" in error["Failure-Message"]
 
 
 def test_whapp_api_drives_a_call(bridge: dict, standin: EslStandIn, fixtures_dir: Path,
                                  realm: str, stub: RouteStub) -> None:
-    """The Call object of whistle_tasks.callflow, used from a gevent process: every method
+    """The Call object of whistle_tasks.whapps.callflow, used from a gevent process: every method
     is one command and returns when *its* completion (Msg-Reply-ID) comes back."""
     script = support.ROOT / "tests" / "drive_call.py"
     standin.auto_complete = True

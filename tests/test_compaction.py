@@ -1,4 +1,5 @@
-"""Compaction (whistle_tasks.maintenance.compaction): the rule, sizes, the run, the CLI, the task.
+"""Compaction (whistle_tasks.whapps.maintenance.compaction): the rule, sizes, the run, the CLI,
+the task.
 
 Against the real pouchdb-server (test prefix) and Redis (db 15). pouchdb-server reports
 only ``disk_size``, so its data sizes are estimated from the live documents; CouchDB's
@@ -16,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from tests import support
-from whistle_tasks import provisioning
 from whistle_tasks.cli import main
-from whistle_tasks.couch import get_couch
-from whistle_tasks.maintenance import compaction, tasks
-from whistle_tasks.maintenance.compaction import Report, should_compact
+from whistle_tasks.core.couch import get_couch
+from whistle_tasks.ops import provisioning
+from whistle_tasks.whapps.maintenance import compaction, tasks
+from whistle_tasks.whapps.maintenance.compaction import Report, should_compact
 
 KIB = 1024
 MIN_DATA = 131072

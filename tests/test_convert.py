@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from whistle_tasks.util.convert import to_bool, to_float, to_int, to_list, to_str
+from whistle_tasks.core.convert import to_bool, to_float, to_int, to_list, to_str
 
 D = object()  # a default no conversion can produce by accident
 

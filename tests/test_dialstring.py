@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switch_bridge import dialstring
-from switch_bridge.dialstring import (
+from switch_bridge.freeswitch import dialstring
+from switch_bridge.freeswitch.dialstring import (
     api_arg,
     bridge_target,
     dial_string,

@@ -1,4 +1,4 @@
-"""switch_bridge.esl.node against the ESL stand-in, over real sockets.
+"""switch_bridge.freeswitch.esl.node against the ESL stand-in, over real sockets.
 
 The nodes run on gevent in this process *without* monkey-patching (the node only uses
 gevent's own socket module); the stand-in runs on plain threads. Tests wait with
@@ -14,7 +14,7 @@ import time
 import gevent
 import pytest
 
-from switch_bridge.esl.node import (
+from switch_bridge.freeswitch.esl.node import (
     STATE_CONNECTED,
     STATE_CONNECTING,
     STATE_DOWN,

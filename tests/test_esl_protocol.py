@@ -1,4 +1,4 @@
-"""switch_bridge.esl.protocol against real FreeSWITCH captures, torn streams and junk."""
+"""switch_bridge.freeswitch.esl.protocol against real FreeSWITCH captures, torn streams and junk."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from switch_bridge.esl import protocol as P
+from switch_bridge.freeswitch.esl import protocol as P
 from tests.esl_standin import (
     _parse_command,
     _take_command,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from switch_bridge.esl import protocol as P
+from switch_bridge.freeswitch.esl import protocol as P
 from tests.esl_standin import (
     EslStandIn,
     encode_event_json,

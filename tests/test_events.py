@@ -1,4 +1,5 @@
-"""switch_bridge.events: FreeSWITCH events → call_event / reg_success, on the real captures.
+"""switch_bridge.freeswitch.translate: FreeSWITCH events → call_event / reg_success, on the
+real captures.
 
 Every event of every modern capture (plain and JSON) goes through the translators; the
 crafted events are real capture events re-encoded (``tests/esl_standin``) with the
@@ -15,12 +16,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import schemas
-from switch_bridge import events
-from switch_bridge.esl.protocol import UNDEF, Event, FrameParser, parse_event, parse_plain_body
-from switch_bridge.esl.protocol import events as events_command
+from schemas import contracts
+from schemas.keys import call_event_key, reg_success_key
+from switch_bridge.freeswitch import translate as events
+from switch_bridge.freeswitch.esl.protocol import (
+    UNDEF,
+    Event,
+    FrameParser,
+    parse_event,
+    parse_plain_body,
+)
+from switch_bridge.freeswitch.esl.protocol import events as events_command
 from tests.esl_standin import encode_event
-from whistle_tasks.amqp import call_event_key, reg_success_key
-from whistle_tasks.registrar.registrations import clean_contact
+from whistle_tasks.data.registrations import clean_contact
 
 CASES = ("a_register_unregister", "b_register_expire", "c_call_2000_tone_park",
          "d_call_1001_bridge", "e_call_9999_busy", "f_esl_bgapi_sendmsg")
@@ -315,7 +323,7 @@ def test_sofia_register_is_a_reg_success(captures, case, expires, port, fmt):
     assert (msg["Network-IP"], msg["Network-Port"]) == ("127.0.0.1", port)
     assert msg["FreeSWITCH-Hostname"] == "vm" and msg["Profile-Name"] == "internal"
     assert msg["Call-ID"] == event["call-id"]
-    assert events.routing_for_reg(msg) == reg_success_key("127.0.0.1", user)
+    assert contracts.REG_SUCCESS.key(msg) == reg_success_key("127.0.0.1", user)
     assert events.deregistration(event, node=NODE) is None
     assert events.call_event(event, node=NODE) is None
 
@@ -346,7 +354,7 @@ def test_unregister_is_a_deregistration(captures, fmt):
     # the registrar removes the binding by its cleaned contact: the same one
     assert clean_contact(msg["Contact"]) == clean_contact(registered["Contact"]) == \
         "sip:1000@127.0.0.1:5070;transport=UDP"
-    assert events.routing_for_reg(msg) == events.routing_for_reg(registered)
+    assert contracts.REG_SUCCESS.key(msg) == contracts.REG_SUCCESS.key(registered)
 
 
 @pytest.mark.parametrize("fmt", ["plain", "json"])
@@ -373,7 +381,7 @@ def test_expire_without_realm_and_username_uses_host_and_user(captures):
     assert (msg["Username"], msg["Realm"], msg["Expires"]) == ("+14155550100", "example.com", 0)
     assert msg["Contact"] == ""  # the registrar then drops every binding of the user
     schemas.validate(msg)
-    assert events.routing_for_reg(msg) == "registration.success.example%2Ecom.%2B14155550100"
+    assert contracts.REG_SUCCESS.key(msg) == "registration.success.example%2Ecom.%2B14155550100"
 
 
 def test_register_fallbacks_and_errors(captures):
@@ -382,7 +390,7 @@ def test_register_fallbacks_and_errors(captures):
     msg = events.reg_success(reencode(register, {"realm": None, "username": None,
                                                  "from-host": "Example.COM"}), node=NODE)
     assert (msg["Realm"], msg["Username"]) == ("Example.COM", "1000")
-    assert events.routing_for_reg(msg) == reg_success_key("example.com", "1000")
+    assert contracts.REG_SUCCESS.key(msg) == reg_success_key("example.com", "1000")
     with pytest.raises(events.EventError, match="without contact"):
         events.reg_success(reencode(register, {"contact": None}), node=NODE)
     with pytest.raises(events.EventError, match="expires '1h'"):

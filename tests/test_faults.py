@@ -24,7 +24,7 @@ import pytest
 from tests import faultkit, support
 from tests.bridgekit import metrics, start_bridge
 from tests.esl_standin import EslStandIn
-from whistle_tasks.config import settings
+from whistle_tasks.core.config import settings
 
 BUDGET_S = 2.5  # the bridge's default answer budget (WHISTLE_ANSWER_BUDGET_MS=2500)
 
@@ -228,7 +228,7 @@ def test_broker_closes_connections_while_registrar_holds_tasks(fixtures_dir: Pat
     """The same reconnect without stopping the broker (only this test's vhost): RabbitMQ
     closes every connection while the registrar holds unacked tasks. The worker must carry
     on at once after one reconnect (it once stalled, or broke its stream and reconnected
-    again: Celery's prefetch reduction, now off in whistle_tasks.app)."""
+    again: Celery's prefetch reduction, now off in whistle_tasks.celery)."""
     realm = f"{support.unique('close')}.example.com"
     (user,) = faultkit.provision_here(realm, 1)
     env = {"WHISTLE_AMQP_URL": vhost}

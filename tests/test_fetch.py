@@ -1,4 +1,4 @@
-"""switch_bridge.fetch: mod_xml_curl request bodies → authn_req / route_req.
+"""switch_bridge.freeswitch.lookups: mod_xml_curl request bodies → authn_req / route_req.
 
 On every real body: the modern captures (``xmlcurl_*.body``, byte-exact POST bodies) and
 the real bodies quoted in bob1118's comments; the older fsdocs dumps are already decoded
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from switch_bridge import fetch
-from switch_bridge.fetch import FetchError
+from switch_bridge.freeswitch import lookups as fetch
+from switch_bridge.freeswitch.lookups import FetchError
 from tests.esl_standin import fs_url_encode
 
 NODE = "bridge@test"

@@ -31,10 +31,11 @@ import pytest
 import requests
 
 import schemas
+from schemas import contracts
 from tests import support, xmlcurl
 from tests.bridgekit import actions, dialplan_body, free_port
 from tests.esl_standin import EslStandIn
-from whistle_tasks import amqp, provisioning
+from whistle_tasks.ops import provisioning
 
 CHROMIUM = Path("/usr/bin/chromium")
 WHAPPS = {"registrar": "threads", "router": "threads", "maintenance": "threads",
@@ -167,7 +168,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def run_one_task_of_each_whapp(bridge: dict, standin: EslStandIn, fixtures: Path,
                                realm: str) -> None:
-    from whistle_tasks.app import app
+    from whistle_tasks.celery import app
 
     client = support.Client()
     try:
@@ -175,7 +176,7 @@ def run_one_task_of_each_whapp(bridge: dict, standin: EslStandIn, fixtures: Path
         msg = schemas.build("authn_req", {
             "Auth-Realm": realm, "Auth-User": "1000", "From": f"sip:1000@{realm}",
             "To": f"sip:1000@{realm}", "Method": "REGISTER"}, **{"App-Name": "test"})
-        answer = client.request("registrar.authn_req", msg, amqp.authn_req_key(realm))
+        answer = client.request(contracts.AUTHN, msg)
         assert answer["Event-Name"] == "authn_resp"
     finally:
         client.close()

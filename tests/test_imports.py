@@ -1,4 +1,4 @@
-"""Bulk CSV provisioning (whistle_tasks.imports and ``whistle device|number import``).
+"""Bulk CSV provisioning (whistle_tasks.ops.imports and ``whistle device|number import``).
 
 Against the real pouchdb-server (test prefix), Redis and RabbitMQ (test vhost); each test
 makes its own account(s) with unique realms.
@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from schemas.keys import encode_key_word
 from tests import support
-from whistle_tasks import accounts, imports, provisioning
 from whistle_tasks.cli import main
+from whistle_tasks.data import accounts
+from whistle_tasks.ops import imports, provisioning
 
 
 @pytest.fixture()
@@ -238,12 +240,12 @@ def test_number_import_1000_rows(tmp_path: Path, realm: str) -> None:
 def test_number_import_broadcasts_each_created_number(tmp_path: Path, realm: str) -> None:
     from kombu import Connection, Queue
 
-    from whistle_tasks import amqp
-    from whistle_tasks.config import settings
+    from whistle_tasks.core import amqp
+    from whistle_tasks.core.config import settings
 
     table = imports.read_numbers(
         write(tmp_path, "number,to\n+14157770001,app:a\n+14157770002,app:b\n"), realm)
-    key = f"doc.created.number.{amqp.encode_key_word(realm)}.*"
+    key = f"doc.created.number.{encode_key_word(realm)}.*"
     with Connection(settings.amqp_url) as conn:
         queue = Queue("", exchange=amqp.CONFIGURATION, routing_key=key, exclusive=True,
                       auto_delete=True, durable=False)(conn.default_channel)
@@ -267,10 +269,10 @@ def test_number_import_broadcasts_each_created_number(tmp_path: Path, realm: str
 def test_number_import_stores_numbers_when_rabbitmq_is_away(
         tmp_path: Path, realm: str, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    import dataclasses
+    from whistle_tasks.core import amqp, changes
 
-    monkeypatch.setattr(imports, "settings", dataclasses.replace(
-        imports.settings, amqp_url="amqp://guest:guest@127.0.0.1:1//"))
+    monkeypatch.setattr(changes, "_publisher",
+                        amqp.Publisher("amqp://guest:guest@127.0.0.1:1//", confirm=True))
     lines = ["number,to"] + [f"+1415888{i:04d},app:x" for i in range(20)]
     table = imports.read_numbers(write(tmp_path, "\n".join(lines) + "\n"), realm)
     started = time.monotonic()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from whistle_tasks.util.jsonpath import delete_key, get_first_defined, get_value, set_value
+from whistle_tasks.core.jsonpath import delete_key, get_first_defined, get_value, set_value
 
 
 def doc():

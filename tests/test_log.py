@@ -16,7 +16,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from whistle_tasks.util.log import (
+from whistle_tasks.core.log import (
     DEFAULT_CALL_ID,
     FORMAT,
     CallIdFilter,
@@ -201,7 +201,7 @@ def test_bad_format_string_does_not_break_logging(captured):
 
 def run_with_setup(tmp_path: Path, body: str) -> str:
     """Run ``body`` in a fresh interpreter after ``setup()``; returns its stderr."""
-    script = "from whistle_tasks.util.log import get_logger, setup\n" \
+    script = "from whistle_tasks.core.log import get_logger, setup\n" \
              "setup('INFO')\nlog = get_logger('demo')\n" + textwrap.dedent(body)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
@@ -249,7 +249,7 @@ def test_basic_auth_header_is_masked(tmp_path):
 def test_setup_in_a_process(tmp_path):
     module = tmp_path / "whistle_log_demo.py"
     module.write_text(textwrap.dedent("""
-        from whistle_tasks.util.log import call_id, get_logger, setup
+        from whistle_tasks.core.log import call_id, get_logger, setup
 
         setup("INFO")
         setup("DEBUG")  # a second call only changes the level (no second handler)

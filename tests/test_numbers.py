@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from whistle_tasks.util.numbers import (
+from whistle_tasks.core.numbers import (
     is_1npan,
     is_e164,
     is_npan,

@@ -4,7 +4,7 @@ shows the two commands."""
 from __future__ import annotations
 
 from tests.support import ROOT
-from whistle_tasks import config
+from whistle_tasks.core import config
 
 
 def test_readme_shows_every_setting() -> None:

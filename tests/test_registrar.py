@@ -13,9 +13,11 @@ import time
 import pytest
 
 import schemas
+from schemas import contracts
+from schemas.keys import authn_req_key
 from tests import support
-from whistle_tasks import amqp, provisioning
-from whistle_tasks.couch import get_couch
+from whistle_tasks.core.couch import get_couch
+from whistle_tasks.ops import provisioning
 
 pytestmark = pytest.mark.usefixtures("whapp_worker")
 
@@ -31,7 +33,7 @@ def authn(client: support.Client, realm: str, user: str, **extra: str) -> dict:
     msg = schemas.build("authn_req", {
         "Auth-Realm": realm, "Auth-User": user, "From": f"sip:{user}@{realm}",
         "To": f"sip:{user}@{realm}", "Method": "REGISTER", **extra}, **{"App-Name": "test"})
-    return client.request("registrar.authn_req", msg, amqp.authn_req_key(realm))
+    return client.request(contracts.AUTHN, msg)
 
 
 def reg_success(client: support.Client, realm: str, user: str, contact: str,
@@ -40,14 +42,12 @@ def reg_success(client: support.Client, realm: str, user: str, contact: str,
         "Realm": realm, "Username": user, "Contact": contact, "Expires": expires,
         "Event-Timestamp": timestamp or time.time(), "User-Agent": "test-phone",
         "Network-IP": "192.0.2.10", "Network-Port": "5060"}, **{"App-Name": "test"})
-    client.send("registrar.reg_success", msg, amqp.reg_success_key(realm, user))
+    client.send(contracts.REG_SUCCESS, msg)
 
 
 def reg_query(client: support.Client, **fields: object) -> dict:
     msg = schemas.build("reg_query", dict(fields), **{"App-Name": "test"})
-    return client.request("registrar.reg_query", msg,
-                          amqp.reg_query_key(str(fields.get("Realm", "all")),
-                                             fields.get("Username")))
+    return client.request(contracts.REG_QUERY, msg)
 
 
 def registration_docs(realm: str) -> list[dict]:
@@ -84,7 +84,7 @@ def test_msg_id_is_echoed_and_user_realm_lowercased(client: support.Client, real
     msg = schemas.build("authn_req", {"Auth-Realm": realm.upper(), "Auth-User": "ALICE",
                                       "From": "x", "To": "y", "Msg-ID": msg_id},
                         **{"App-Name": "test"})
-    answer = client.request("registrar.authn_req", msg, amqp.authn_req_key(realm.upper()))
+    answer = client.request(contracts.AUTHN, msg)
     assert answer["Msg-ID"] == msg_id
     assert answer["Auth-Password"] == "pw"
 
@@ -98,7 +98,7 @@ def test_unknown_user_realm_ip_literal_and_unknown_auth_user(client: support.Cli
     msg = schemas.build("authn_req", {
         "Auth-Realm": "192.0.2.1", "Auth-User": "unknown", "From": f"sip:2000@{realm}",
         "To": f"<sip:2000@{realm}:5060>"}, **{"App-Name": "test"})
-    answer = client.request("registrar.authn_req", msg, amqp.authn_req_key("192.0.2.1"))
+    answer = client.request(contracts.AUTHN, msg)
     assert answer["Event-Name"] == "authn_resp" and answer["Auth-Password"] == "pw2000"
 
 
@@ -173,10 +173,10 @@ def test_reg_flush(client: support.Client, realm: str) -> None:
     support.wait_until(lambda: len(registration_docs(realm)) == 3, what="three stored")
     flush = schemas.build("reg_flush", {"Realm": realm, "Username": "6001"},
                           **{"App-Name": "test"})
-    client.send("registrar.reg_flush", flush, amqp.reg_flush_key(realm))
+    client.send(contracts.REG_FLUSH, flush)
     support.wait_until(lambda: len(registration_docs(realm)) == 2, what="user flushed")
     flush = schemas.build("reg_flush", {"Realm": realm}, **{"App-Name": "test"})
-    client.send("registrar.reg_flush", flush, amqp.reg_flush_key(realm))
+    client.send(contracts.REG_FLUSH, flush)
     support.wait_until(lambda: not registration_docs(realm), what="realm flushed")
     assert reg_query(client, Realm=realm)["Event-Name"] == "reg_query_error"
 
@@ -206,12 +206,12 @@ def test_malformed_messages_get_clear_errors_and_are_not_redelivered(
     bad = {"Event-Category": "directory", "Event-Name": "authn_req", "App-Name": "test",
            "App-Version": "1", "Auth-Realm": realm, "To": "x", "Msg-ID": "bad1",
            "Method": 42}
-    answer = client.request("registrar.authn_req", bad, amqp.authn_req_key(realm))
+    answer = client.request(contracts.AUTHN, bad)
     assert answer["Event-Category"] == "error"
     assert "Auth-User" in answer["Error-Message"] and "From" in answer["Error-Message"]
     # not JSON at all, and JSON that is not an object
-    client.send_raw(b"{not json", amqp.authn_req_key(realm), task="registrar.authn_req")
-    client.send_raw(b'[["just a string"], {}, {}]', amqp.authn_req_key(realm),
+    client.send_raw(b"{not json", authn_req_key(realm), task="registrar.authn_req")
+    client.send_raw(b'[["just a string"], {}, {}]', authn_req_key(realm),
                     task="registrar.authn_req")
     support.wait_until(lambda: "registrar.authn_req rejected: expected one API message"
                        in whapp_worker.output(), what="logged rejection")
@@ -220,8 +220,8 @@ def test_malformed_messages_get_clear_errors_and_are_not_redelivered(
     assert authn(client, realm, "8000")["Event-Name"] == "authn_resp"
     from kombu import Connection
 
-    from whistle_tasks.app import whapp_queue
-    from whistle_tasks.config import settings
+    from whistle_tasks.core.amqp import whapp_queue
+    from whistle_tasks.core.config import settings
 
     with Connection(settings.amqp_url) as conn:
         def queue_idle() -> bool:

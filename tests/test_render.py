@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from switch_bridge import render
+from switch_bridge.freeswitch import render
 from tests.test_dialstring import fs_expand, fs_run_dial
 
 CALL = {"context": "default", "destination": "1001", "profile": "internal",

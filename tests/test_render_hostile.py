@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from switch_bridge import render
+from switch_bridge.freeswitch import render
 from tests.test_dialstring import (
     UNSAFE,
     expected_value,

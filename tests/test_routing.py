@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 import schemas
+from schemas import contracts
 from tests import support, xmlcurl
 from tests.bridgekit import actions, dialplan_body
-from whistle_tasks import amqp, provisioning
+from whistle_tasks.ops import provisioning
 
 pytestmark = pytest.mark.usefixtures("whapp_worker")
 
@@ -35,8 +36,8 @@ def register(client: support.Client, realm: str, user: str, contact: str) -> Non
     msg = schemas.build("reg_success", {
         "Realm": realm, "Username": user, "Contact": contact, "Expires": 3600,
         "Event-Timestamp": time.time(), "Profile-Name": "internal"}, **{"App-Name": "test"})
-    client.send("registrar.reg_success", msg, amqp.reg_success_key(realm, user))
-    from whistle_tasks.registrar import registrations
+    client.send(contracts.REG_SUCCESS, msg)
+    from whistle_tasks.data import registrations
 
     support.wait_until(lambda: registrations.lookup(realm, user), timeout=10,
                        what=f"{user}@{realm} registered")

@@ -181,7 +181,7 @@ def test_flatten_errors_paths():
 
 
 def test_build_fills_default_headers():
-    from whistle_tasks.config import settings
+    from whistle_tasks.core.config import settings
 
     msg = schemas.build("authn_req", AUTHN)
     assert re.fullmatch(r"[0-9a-f]{32}", msg["Msg-ID"])

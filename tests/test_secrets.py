@@ -18,7 +18,7 @@ import pytest
 from tests import support, xmlcurl
 from tests.bridgekit import directory_user, sip_auth_body, start_bridge
 from tests.esl_standin import EslStandIn
-from whistle_tasks import provisioning
+from whistle_tasks.ops import provisioning
 
 ESL_PASSWORD = "Esl-Secret-7f3a9"
 SIP_PASSWORD = "Sip-Secret-0d1e2f"

@@ -13,12 +13,15 @@ from collections.abc import Iterator
 import pytest
 
 import schemas
+from schemas import contracts
 from tests import support
 from tests.bridgekit import free_port, metrics
 from tests.esl_standin import EslStandIn
-from whistle_tasks import amqp, control, provisioning
-from whistle_tasks.config import settings
-from whistle_tasks.couch import get_couch
+from whistle_tasks.core import amqp
+from whistle_tasks.core.config import settings
+from whistle_tasks.core.couch import get_couch
+from whistle_tasks.ops import platform as control
+from whistle_tasks.ops import provisioning
 
 WHISTLE = str(support.VENV_BIN / "whistle")
 ALL_QUEUES = "registrar,router,callflow,maintenance"
@@ -52,7 +55,7 @@ def register(client: support.Client, realm: str, user: str) -> None:
         "Realm": realm, "Username": user,
         "Contact": f"<sip:{user}@192.0.2.5:5060;rinstance={support.unique()}>",
         "Expires": 3600, "Event-Timestamp": time.time()}, **{"App-Name": "test"})
-    client.send("registrar.reg_success", msg, amqp.reg_success_key(realm, user))
+    client.send(contracts.REG_SUCCESS, msg)
 
 
 def stored_registrations() -> list[dict]:

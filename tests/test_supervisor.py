@@ -1,4 +1,4 @@
-"""whistle_tasks.supervisor and ``whistle up``: real processes, real signals, real services.
+"""whistle_tasks.ops.supervisor and ``whistle up``: real processes, real signals, real services.
 
 The library tests supervise small Python processes (a sleeper, a crasher, one that ignores
 SIGTERM, one with a child of its own); the CLI tests run ``whistle up`` as a subprocess,
@@ -24,8 +24,8 @@ import pytest
 import requests
 
 from tests.support import OUTPUT, ROOT, VENV_BIN, wait_until
-from whistle_tasks import config
-from whistle_tasks.supervisor import (
+from whistle_tasks.core import config
+from whistle_tasks.ops.supervisor import (
     Output,
     ProcessSpec,
     SpecError,
@@ -385,7 +385,7 @@ def test_whistle_up_runs_a_registrar_worker_beat_and_flower(up, clean_services, 
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: "registrar-1@" in requests.get(f"{base}/workers", timeout=10).text, 30,
                interval=1, what="Flower to list the registrar worker")
-    from whistle_tasks.app import app
+    from whistle_tasks.celery import app
 
     app.send_task("registrar.expire")
     datatable = (f"{base}/tasks/datatable?draw=1&start=0&length=10&search%5Bvalue%5D="

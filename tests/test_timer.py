@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from whistle_tasks.util.timer import Deadline, Timer
+from whistle_tasks.core.timer import Deadline, Timer
 
 
 def test_timer_as_context_manager_freezes_at_exit():

@@ -10,16 +10,16 @@ import sys
 
 import click
 
-from whistle_tasks.config import settings
-from whistle_tasks.util import log
+from whistle_tasks.core import log
+from whistle_tasks.core.config import settings
 
 
 class _Group(click.Group):
     """Turns our expected errors into ``Error: <message>`` and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from whistle_tasks.couch import CouchError
-        from whistle_tasks.provisioning import ProvisioningError
+        from whistle_tasks.core.couch import CouchError
+        from whistle_tasks.ops.provisioning import ProvisioningError
 
         try:
             return super().invoke(ctx)
@@ -39,7 +39,7 @@ def main(verbose: bool) -> None:
 @click.option("--markdown", is_flag=True, help="The README table of every setting.")
 def config_cmd(markdown: bool) -> None:
     """Show the settings in effect (secrets masked)."""
-    from whistle_tasks import config
+    from whistle_tasks.core import config
 
     if markdown:
         click.echo(config.docs_table())

@@ -20,8 +20,8 @@ import sys
 
 import click
 
-from whistle_tasks import control
 from whistle_tasks.cli.table import echo
+from whistle_tasks.ops import platform as control
 
 TIMEOUT = click.option("--timeout", default=control.DEFAULT_TIMEOUT, show_default=True,
                        type=click.FloatRange(0.1, 60),

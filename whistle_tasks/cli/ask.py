@@ -10,36 +10,34 @@ Useful to check a device's credentials or a number's route without a switch::
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 import click
-from kombu import Connection, Consumer, Producer, Queue
 
 import schemas
-from whistle_tasks import amqp
-from whistle_tasks.config import settings
+from schemas import contracts
+from schemas.contract import Contract
+from whistle_tasks.core import amqp
+from whistle_tasks.core.config import settings
+from whistle_tasks.core.inbox import PollingInbox
+from whistle_tasks.core.rpc import Rpc
 
 
-def request(task: str, msg: dict[str, Any], key: str, timeout: float) -> dict[str, Any] | None:
-    """Send ``msg`` as task ``task`` on callmgr with a Server-ID of our own; its answer."""
-    server_id = f"cli-{uuid.uuid4().hex}"
-    answers: list[dict[str, Any]] = []
-    with Connection(settings.amqp_url, connect_timeout=5) as conn:
-        queue = Queue(server_id, exchange=amqp.TARGETED, routing_key=server_id,
-                      exclusive=True, auto_delete=True, durable=False)
-        with Consumer(conn.channel(), queues=[queue], accept=["json"], no_ack=True,
-                      callbacks=[lambda body, message: answers.append(body)]):
-            msg["Server-ID"] = server_id
-            amqp.send_request(Producer(conn.channel()), task, msg, key)
-            deadline = time.monotonic() + timeout
-            while not answers and time.monotonic() < deadline:
-                try:
-                    conn.drain_events(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
-                except TimeoutError:
-                    pass
-    return answers[0] if answers else None
+def request(contract: Contract, msg: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    """Send ``msg`` by ``contract`` with a reply queue of our own; its answer (None: none)."""
+    inbox = PollingInbox(settings.amqp_url, name="cli")
+    publisher = amqp.Publisher(settings.amqp_url)
+
+    def send(c: Contract, m: dict[str, Any]) -> bool:
+        publisher.send(c, m)
+        return True
+
+    try:
+        return Rpc(inbox, f"cli-{uuid.uuid4().hex}", send=send).request(contract, msg, timeout)
+    finally:
+        publisher.close()
+        inbox.close()
 
 
 def _show(answer: dict[str, Any] | None, show_secrets: bool, timeout: float) -> None:
@@ -65,8 +63,7 @@ def ask_authn(realm: str, username: str, timeout: float, show_secrets: bool) -> 
     msg = schemas.build("authn_req", {
         "Auth-Realm": realm, "Auth-User": username, "From": f"sip:{username}@{realm}",
         "To": f"sip:{username}@{realm}", "Method": "REGISTER"}, **{"App-Name": "whistle-cli"})
-    _show(request("registrar.authn_req", msg, amqp.authn_req_key(realm), timeout),
-          show_secrets, timeout)
+    _show(request(contracts.AUTHN, msg, timeout), show_secrets, timeout)
 
 
 @ask.command("route")
@@ -81,7 +78,7 @@ def ask_route(realm: str, number: str, caller: str, timeout: float) -> None:
         "Request": f"{number}@{realm}", "To": f"{number}@{realm}",
         "From": f"{caller or 'unknown'}@{realm}", "Call-ID": f"cli-{uuid.uuid4().hex}",
         "Custom-Channel-Vars": ccvs}, **{"App-Name": "whistle-cli"})
-    _show(request("router.route_req", msg, amqp.route_req_key(realm), timeout), False, timeout)
+    _show(request(contracts.ROUTE, msg, timeout), False, timeout)
 
 
 @ask.command("registrations")
@@ -94,8 +91,7 @@ def ask_registrations(realm: str, username: str | None, timeout: float) -> None:
     if username:
         data["Username"] = username
     msg = schemas.build("reg_query", data, **{"App-Name": "whistle-cli"})
-    _show(request("registrar.reg_query", msg, amqp.reg_query_key(realm, username), timeout),
-          False, timeout)
+    _show(request(contracts.REG_QUERY, msg, timeout), False, timeout)
 
 
 def register(main: click.Group) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from whistle_tasks import imports
 from whistle_tasks.cli.provision import device, number
 from whistle_tasks.cli.table import echo
+from whistle_tasks.ops import imports
 
 _FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from whistle_tasks.cli.table import echo
-from whistle_tasks.maintenance import compaction
+from whistle_tasks.whapps.maintenance import compaction
 
 EXIT_FAILED = 1
 EXIT_LOCKED = 3

@@ -2,7 +2,7 @@
 
 ``whistle up`` first checks RabbitMQ, Redis and CouchDB (a process started without them
 would only crash-loop) and then hands a process set built from the settings to
-:class:`whistle_tasks.supervisor.Supervisor`. Its output is one stream, each line prefixed
+:class:`whistle_tasks.ops.supervisor.Supervisor`. Its output is one stream, each line prefixed
 with the time and the name of the process that printed it; the supervisor's own lines
 (the table of what runs where, restarts, shutdown) are named ``whistle``::
 
@@ -25,8 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from whistle_tasks.config import Settings, redact_url, settings
-from whistle_tasks.supervisor import ProcessSpec
+from whistle_tasks.core.config import Settings, redact_url, settings
+from whistle_tasks.ops.supervisor import ProcessSpec
 
 CHECK_TIMEOUT = 3.0
 _LOCAL = {"127.0.0.1", "localhost", "::1", ""}
@@ -223,7 +223,7 @@ def up_cmd(only: str | None, workers_opt: tuple[str, ...], no_workers: bool, no_
     one line at a time, prefixed with the time and the process name; `kill -USR1` prints
     the status table again.
     """
-    from whistle_tasks import supervisor as sup
+    from whistle_tasks.ops import supervisor as sup
 
     try:
         workers: dict[str, int] = {}
@@ -270,8 +270,8 @@ def spec_named(name: str, run_dir: str = ".run") -> ProcessSpec:
     ``WHAPP-N`` exists for any N (not only up to ``workers_of``), so a host can run worker
     N of a whapp under systemd (``whistle-worker@registrar-2``) whatever the settings say.
     """
-    from whistle_tasks import supervisor as sup
-    from whistle_tasks.app import WHAPP_BINDINGS
+    from whistle_tasks.core.amqp import WHAPP_BINDINGS
+    from whistle_tasks.ops import supervisor as sup
 
     whapp, _, index = name.rpartition("-")
     if name not in sup.PLATFORM_EXTRAS and name not in WHAPP_BINDINGS and not (
@@ -308,7 +308,7 @@ def run_cmd(name: str, run_dir: str, dry_run: bool) -> None:
     """
     import os
 
-    from whistle_tasks import supervisor as sup
+    from whistle_tasks.ops import supervisor as sup
 
     try:
         spec = spec_named(name, run_dir)

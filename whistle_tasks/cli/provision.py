@@ -6,8 +6,10 @@ import datetime as dt
 
 import click
 
-from whistle_tasks import provisioning as prov
+from schemas.route import GATEWAY_INVITE_FORMATS
 from whistle_tasks.cli.table import echo, mask
+from whistle_tasks.core import numbers as numfmt
+from whistle_tasks.ops import provisioning as prov
 
 
 @click.group("account")
@@ -18,7 +20,7 @@ def account() -> None:
 @account.command("create")
 @click.argument("name")
 @click.option("--realm", required=True, help="The account's SIP realm (domain).")
-@click.option("--number-format", type=click.Choice(["e164", "npan", "1npan"]), default="e164",
+@click.option("--number-format", type=click.Choice(numfmt.FORMATS), default="e164",
               show_default=True, help="How dialled numbers are normalised for routing.")
 def account_create(name: str, realm: str, number_format: str) -> None:
     """Create an account NAME with its realm."""
@@ -114,7 +116,7 @@ device.add_command(_device_action("delete", "Delete the device (its account keep
 @click.option("--realm", help="Only this realm.")
 def registrations_cmd(realm: str | None) -> None:
     """Registered contacts now."""
-    from whistle_tasks.registrar import registrations as regs
+    from whistle_tasks.data import registrations as regs
 
     now = dt.datetime.now(dt.UTC).timestamp()
     rows = []
@@ -135,7 +137,7 @@ def number() -> None:
 @click.option("--realm", required=True)
 @click.option("--to", "target", required=True,
               help="device:USER | uri:SIP-URI | gateway:HOST | app:NAME | error:CODE[:MESSAGE]")
-@click.option("--format", "invite_format", type=click.Choice(["e164", "npan", "1npan", "route"]),
+@click.option("--format", "invite_format", type=click.Choice(GATEWAY_INVITE_FORMATS),
               help="How the number is sent to a gateway (default e164).")
 @click.option("--replace", is_flag=True, help="Re-assign a number that is already assigned.")
 def number_add(number_: str, realm: str, target: str, invite_format: str | None,

@@ -1,7 +1,7 @@
 """``whistle status``: is the platform serving? One look at the bridge, queues, workers,
 registrations.
 
-It asks each component itself (see :mod:`whistle_tasks.control`): the switch bridge's
+It asks each component itself (see :mod:`whistle_tasks.ops.platform`): the switch bridge's
 ``/health`` and ``/metrics``, RabbitMQ (passive declares of the whapp queues), the workers
 (Celery remote control) and CouchDB (the registrations view). Exit status 0 when every
 part answers and every whapp queue has a consumer, 1 otherwise, with one line per problem
@@ -15,8 +15,8 @@ import sys
 
 import click
 
-from whistle_tasks import control
 from whistle_tasks.cli.table import echo
+from whistle_tasks.ops import platform as control
 
 
 def _n(value: int | None) -> str:

@@ -1,4 +1,4 @@
-"""Readable tables for the CLI."""
+"""Readable tables for the CLI (the layout is :func:`whistle_tasks.ops.table.render`)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from typing import Any
 
 import click
 
-
-def render(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    rows = [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=False)]
-    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=False))
-    out = [line.rstrip()]
-    for row in rows:
-        out.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
-    return "\n".join(out)
+from whistle_tasks.ops.table import render
 
 
 def echo(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "(none)") -> None:

@@ -1,0 +1,99 @@
+"""Every request kind of the Whistle API, as a :class:`~schemas.contract.Contract`.
+
+One place says, for each request: which message asks, which answer, which whapp serves it
+(the Celery task), by which routing key (from the request itself, normalised by its family
+module) and the default binding of the serving queue. Senders, servers, the Celery wiring,
+the CLI and the benchmarks all read it from here.
+
+=============  ====================  ============================  ==========================
+contract       task                  key                           answers
+=============  ====================  ============================  ==========================
+AUTHN          registrar.authn_req   authn.req.<realm>             authn_resp, authn_err
+ROUTE          router.route_req      route.req.<realm>             route_resp
+REG_SUCCESS    registrar.reg_success registration.success.<r>.<u>  (none; persistent)
+REG_QUERY      registrar.reg_query   registration.query.<r>.<u|*>  reg_query_resp, _error
+REG_FLUSH      registrar.reg_flush   registration.flush.<realm>    (none)
+ROUTE_WIN      <Server-ID>.route_win (targeted) <Server-ID>        (none)
+ORIGINATE      (bridges' queue)      originate.resource.req        originate_resp, _error
+=============  ====================  ============================  ==========================
+
+Every request may also be answered by the generic ``error`` (it was invalid, or failed).
+A key function never raises: a malformed request still travels to its whapp, whose
+validation answers with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.authn import identity
+from schemas.contract import Contract
+from schemas.keys import (
+    CALLMGR,
+    ORIGINATE_KEY,
+    TARGETED,
+    authn_req_key,
+    reg_flush_key,
+    reg_query_key,
+    reg_success_key,
+    route_req_key,
+)
+from schemas.route import route_realm
+
+
+def _lower(msg: Mapping[str, Any], field: str) -> str | None:
+    value = msg.get(field)
+    return str(value).lower() if value else None
+
+
+#: Who may register or call: the registrar answers with the credentials.
+AUTHN = Contract(
+    "authn", request="authn_req", answers=("authn_resp", "authn_err"),
+    task="registrar.authn_req", key=lambda msg: authn_req_key(identity(msg)[0]),
+    binding="authn.req.*")
+
+#: Where does a call go: the router answers bridge, park or error.
+ROUTE = Contract(
+    "route", request="route_req", answers=("route_resp",), task="router.route_req",
+    key=lambda msg: route_req_key(route_realm(msg)), binding="route.req.*")
+
+#: A phone registered (or un-registered: ``Expires`` 0); persistent, nothing is lost.
+REG_SUCCESS = Contract(
+    "reg_success", request="reg_success", answers=(), task="registrar.reg_success",
+    key=lambda msg: reg_success_key(_lower(msg, "Realm") or "", _lower(msg, "Username") or ""),
+    binding="registration.success.*.*", persistent=True)
+
+#: Where is a user (or everyone of a realm, or ``all``)?
+REG_QUERY = Contract(
+    "reg_query", request="reg_query", answers=("reg_query_resp", "reg_query_error"),
+    task="registrar.reg_query",
+    key=lambda msg: reg_query_key(_lower(msg, "Realm") or "all", _lower(msg, "Username")),
+    binding="registration.query.*.*")
+
+#: Forget a realm's (or one user's) registrations.
+REG_FLUSH = Contract(
+    "reg_flush", request="reg_flush", answers=(), task="registrar.reg_flush",
+    key=lambda msg: reg_flush_key(_lower(msg, "Realm") or ""), binding="registration.flush.*")
+
+#: The bridge took a park: the winner named by the park answer's ``Server-ID`` (a whapp
+#: queue bound on ``targeted`` under its own name) gets the call, as task
+#: ``<Server-ID>.route_win`` with that key.
+ROUTE_WIN = Contract(
+    "route_win", request="route_win", answers=(), task="{to}.route_win", key=None,
+    exchange=TARGETED)
+
+#: Place a call: every bridge consumes one shared queue; the one that takes the request
+#: answers with the new call or why not.
+ORIGINATE = Contract(
+    "originate", request="originate_req", answers=("originate_resp", "originate_error"),
+    task=None, key=lambda msg: ORIGINATE_KEY, binding=ORIGINATE_KEY)
+
+ALL: tuple[Contract, ...] = (AUTHN, ROUTE, REG_SUCCESS, REG_QUERY, REG_FLUSH, ROUTE_WIN,
+                             ORIGINATE)
+
+
+def bindings_of(whapp: str) -> tuple[str, ...]:
+    """The keys a whapp's queue is bound to on ``callmgr`` by default."""
+    return tuple(c.binding for c in ALL
+                 if c.whapp == whapp and c.binding and c.exchange == CALLMGR)

@@ -1,0 +1,201 @@
+"""Accounts and devices as every whapp reads them (cached), and how a change forgets them.
+
+The write side (CLI, imports) is :mod:`whistle_tasks.ops.provisioning`. Reads go through the
+two-tier cache: ``accounts`` by realm and ``creds`` (a device's SIP credentials) by
+``realm/username``. A change broadcast (:mod:`whistle_tasks.core.changes`) drops the local
+entries; the writer has already deleted the shared (Redis) ones.
+
+Data model (Kazoo's layout, API.md "CouchDB"):
+
+* ``accounts``: one document per account: ``name``, ``realm``, ``enabled``,
+  ``pvt_account_db`` (``account/XX/YY/REST``), ``number_format`` (e164, npan, 1npan).
+* the account database: its devices (``pvt_type`` device, ``sip.username``,
+  ``sip.password`` or only ``sip.a1_hash``, ``enabled``, ``caller_id``, ``codecs``...)
+  and its numbers (``pvt_type`` number).
+* ``sip_auth``: the aggregate of every device's credentials (same ``_id`` as in the account
+  database, plus ``realm``), so authentication is one view look-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whistle_tasks.core import numbers as numfmt
+from whistle_tasks.core.cache import MISSING, Cache
+from whistle_tasks.core.changes import on_change
+from whistle_tasks.core.couch import get_couch
+from whistle_tasks.core.log import get_logger
+
+log = get_logger(__name__)
+
+NEGATIVE_TTL = 60  # an unknown realm/user is remembered this long (or until created)
+
+_accounts = Cache("accounts")
+_credentials = Cache("creds")
+_numbers = Cache("numbers")
+_number_index = Cache("number_index")
+
+
+def cred_key(realm: str, username: str) -> str:
+    return f"{realm.lower()}/{username.lower()}"
+
+
+def account_by_realm(realm: str) -> dict[str, Any] | None:
+    """``{"id", "name", "realm", "enabled", "account_db", "number_format"}`` or None."""
+    realm = realm.lower()
+
+    def load() -> Any:  # noqa: ANN401
+        rows = get_couch().view("accounts", "accounts", "by_realm", key=realm, limit=1)
+        return rows[0]["value"] if rows else {"missing": True}
+
+    value = _accounts.get(realm)
+    if value is MISSING:
+        value = load()
+        _accounts.set(realm, value, ttl=NEGATIVE_TTL if value.get("missing") else None)
+    return None if value.get("missing") else value
+
+
+def credentials(realm: str, username: str) -> dict[str, Any] | None:
+    """A device's SIP credentials and identity, or None when no such device exists.
+
+    ``{"sip": {"username", "password" | "a1_hash"}, "authorizing_id", "account_id",
+    "enabled", "name", "owner_id"}``.
+    """
+    key = cred_key(realm, username)
+    value = _credentials.get(key)
+    if value is MISSING:
+        rows = get_couch().view("sip_auth", "credentials", "by_realm_user",
+                                key=[realm.lower(), username.lower()], limit=1)
+        value = rows[0]["value"] if rows else {"missing": True}
+        _credentials.set(key, value, ttl=NEGATIVE_TTL if value.get("missing") else None)
+    return None if value.get("missing") else value
+
+
+def prime() -> int:
+    """Load every account and credential into the caches (worker start); returns the count.
+
+    Reads ``_all_docs`` rather than the views: it needs no index, so a freshly provisioned
+    or restarted CouchDB answers at once.
+    """
+    couch = get_couch()
+    found: dict[str, dict[str, Any]] = {}
+    for row in couch.all_docs("accounts", include_docs=True):
+        doc = row.get("doc") or {}
+        if doc.get("pvt_type") == "account" and not doc.get("pvt_deleted"):
+            found[doc["realm"]] = {"id": doc["_id"], "name": doc.get("name"),
+                                   "realm": doc["realm"], "enabled": doc.get("enabled", True),
+                                   "account_db": doc.get("pvt_account_db"),
+                                   "number_format": doc.get("number_format", "e164")}
+    _accounts.set_many(found)
+    creds: dict[str, dict[str, Any]] = {}
+    for row in couch.all_docs("sip_auth", include_docs=True):
+        doc = row.get("doc") or {}
+        if doc.get("pvt_type") == "device" and not doc.get("pvt_deleted") and doc.get("sip"):
+            creds[cred_key(doc["realm"], doc["sip"]["username"])] = credential_value(doc)
+    _credentials.set_many(creds)
+    return len(found) + len(creds)
+
+
+def prime_numbers() -> int:
+    """Load every account's numbers into the cache (router start); returns the count.
+
+    Reads each account database's ``_all_docs`` (no index needed), so a router that starts
+    answers its first calls from memory rather than from a view per number.
+    """
+    couch = get_couch()
+    found: dict[str, dict[str, Any]] = {}
+    for row in couch.all_docs("accounts", include_docs=True):
+        account = row.get("doc") or {}
+        if account.get("pvt_type") != "account" or account.get("pvt_deleted"):
+            continue
+        for item in couch.all_docs(account["pvt_account_db"], include_docs=True):
+            doc = item.get("doc") or {}
+            if doc.get("pvt_type") == "number" and not doc.get("pvt_deleted"):
+                found[f"{account['_id']}/{doc['number']}"] = doc
+    _numbers.set_many(found)
+    return len(found)
+
+
+def credential_value(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the ``credentials/by_realm_user`` view emits for a device document."""
+    return {"sip": doc["sip"], "authorizing_id": doc["_id"],
+            "account_id": doc.get("pvt_account_id"),
+            "enabled": doc.get("enabled", True) is not False,
+            "name": doc.get("name"), "owner_id": doc.get("owner_id"),
+            "caller_id": doc.get("caller_id"), "codecs": doc.get("codecs"),
+            "call_timeout": doc.get("call_timeout"), "sip_headers": doc.get("sip_headers")}
+
+
+def forget_account(realm: str, *, shared: bool) -> None:
+    """Drop a cached account (``shared``: in Redis too, the writer's duty)."""
+    (_accounts.delete if shared else _accounts.delete_local)(realm.lower())
+
+
+def forget_credentials(realm: str, username: str, *, shared: bool) -> None:
+    key = cred_key(realm, username)
+    (_credentials.delete if shared else _credentials.delete_local)(key)
+
+
+def number(account: dict[str, Any], number: str) -> dict[str, Any] | None:
+    """The number document ``number`` of an account (exact key), or None."""
+    key = f"{account['id']}/{number}"
+    value = _numbers.get(key)
+    if value is MISSING:
+        rows = get_couch().view(account["account_db"], "numbers", "by_number", key=number,
+                                limit=1, include_docs=True)
+        doc = rows[0]["doc"] if rows and rows[0].get("doc") else None
+        value = doc if doc else {"missing": True}
+        _numbers.set(key, value, ttl=NEGATIVE_TTL if doc is None else None)
+    return None if value.get("missing") else value
+
+
+def global_number_key(number: str) -> str:
+    """The id of a number in the system-wide ``numbers`` index (E.164 when it is one)."""
+    try:
+        return numfmt.to_e164(number)
+    except (TypeError, ValueError):
+        return number
+
+
+def number_owner(number: str) -> dict[str, Any] | None:
+    """``{"realm", "account_id", "number"}`` of the account that owns ``number`` system-wide
+    (for calls from outside, e.g. a carrier's DID), or None."""
+    key = global_number_key(number)
+    value = _number_index.get(key)
+    if value is MISSING:
+        doc = get_couch().get_or_none("numbers", key)
+        value = {"realm": doc["realm"], "account_id": doc["account_id"],
+                 "number": doc["number"]} if doc else {"missing": True}
+        _number_index.set(key, value, ttl=NEGATIVE_TTL if doc is None else None)
+    return None if value.get("missing") else value
+
+
+def forget_numbers(account_id: str, number: str, *, shared: bool) -> None:
+    """Drop cached number look-ups of an account (all of them: numbers are few)."""
+    if shared:
+        _numbers.delete_prefix(f"{account_id}/")
+        _number_index.delete(global_number_key(number))
+    else:
+        _numbers.clear_local()
+        _number_index.clear_local()
+
+
+@on_change("number")
+def _number_changed(change: dict[str, Any]) -> None:
+    forget_numbers(str(change.get("Account-ID", "")), "", shared=False)
+
+
+@on_change("device")
+def _device_changed(change: dict[str, Any]) -> None:
+    if change.get("Realm") and change.get("Username"):
+        forget_credentials(change["Realm"], change["Username"], shared=False)
+    else:
+        _credentials.clear_local()
+
+
+@on_change("account")
+def _account_changed(change: dict[str, Any]) -> None:
+    if change.get("Realm"):
+        forget_account(change["Realm"], shared=False)
+    else:
+        _accounts.clear_local()
