@@ -149,6 +149,13 @@ def lookup(realm: str, username: str) -> dict[str, Any] | None:
     return _public(doc)
 
 
+def contacts(realm: str, username: str) -> list[dict[str, Any]]:
+    """Every live registration of a user (API field names), newest first: what a call to
+    the user rings. (Today one per user; several phones per user are issue #9's.)"""
+    found = lookup(realm, username)
+    return [found] if found else []
+
+
 def _newest(realm: str, username: str) -> dict[str, Any] | None:
     rows = get_couch().view(DB, "registrations", "by_user", startkey=[realm, username, {}],
                             endkey=[realm, username], descending=True, limit=1,
