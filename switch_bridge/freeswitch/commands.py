@@ -8,12 +8,17 @@ command that cannot be expressed raises :class:`CommandError` (the caller turns 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from switch_bridge.freeswitch import dialstring
 from switch_bridge.freeswitch.dialstring import protect_expansion
 
 Step = tuple[str, str | None]
+
+_WORD = re.compile(r"[A-Za-z0-9_.-]{1,128}")   # ids that reach an argument as one word
+_DIGITS = re.compile(r"[0-9]{1,16}")
+_CAUSE = re.compile(r"[A-Z_]{1,40}")
 
 COLLECTED_DIGITS_VAR = "collected_digits"
 SIMPLE = {"answer": "answer", "hangup": "hangup", "park": "park", "progress": "pre_answer"}
@@ -63,10 +68,38 @@ def steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
             for app, arg in _plain_steps(cmd, profile=profile)]
 
 
+def _word(value: Any, what: str, pattern: re.Pattern[str] = _WORD) -> str:  # noqa: ANN401
+    text = str(value)
+    if not pattern.fullmatch(text):
+        raise CommandError(f"unusable {what} {text!r}")
+    return text
+
+
+def _conference(cmd: dict[str, Any]) -> str:
+    """``conference <id>@<profile>[+<pin>][+flags{a|b}]`` (mod_conference's one argument:
+    the id and profile may not hold ``@ + {`` or blanks, the PIN is digits)."""
+    data = f"{_word(cmd['Conference-ID'], 'conference id')}@" \
+           f"{_word(cmd.get('Profile') or 'default', 'conference profile')}"
+    if cmd.get("PIN"):
+        data += "+" + _word(cmd["PIN"], "conference PIN", _DIGITS)
+    flags = [flag for flag, field in (("moderator", "Moderator"), ("mute", "Mute"),
+                                      ("deaf", "Deaf")) if cmd.get(field) in (True, "true")]
+    if flags:
+        data += "+flags{" + "|".join(flags) + "}"
+    return data
+
+
 def _plain_steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
     app = cmd["Application-Name"]
+    if app == "hangup" and cmd.get("Hangup-Cause"):
+        return [("hangup", _word(cmd["Hangup-Cause"], "hangup cause", _CAUSE))]
     if app in SIMPLE:
         return [(SIMPLE[app], None)]
+    if app == "conference":
+        return [("conference", _conference(cmd))]
+    if app == "valet_park":
+        return [("valet_park", f"{_word(cmd['Lot'], 'parking lot')} "
+                               f"{_word(cmd['Slot'], 'parking slot', _DIGITS)}")]
     out: list[Step] = []
     if app == "play":
         keys = _terminators(cmd.get("Terminators"))
