@@ -160,7 +160,8 @@ def _plain_steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
         if cmd.get("Continue-On-Fail") in (True, "true"):
             out.append(("set", "continue_on_fail=true"))
         if cmd.get("Ringback"):
-            out.append(("set", f"ringback={_var_value(_media(cmd['Ringback']))}"))
+            ringback = protect_expansion(_var_value(_media(cmd["Ringback"])))
+            out.append(("set", f"ringback={ringback}"))
         return [*out, ("bridge", target)]
     raise CommandError(f"{app} is not a command this bridge runs")
 

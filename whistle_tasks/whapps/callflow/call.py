@@ -178,6 +178,8 @@ class Call:
         """Hang the call up (with a cause such as ``USER_BUSY``; normal clearing without)."""
         if not self.hungup:
             self.command("hangup", timeout=30, **({"Hangup-Cause": cause} if cause else {}))
+            self.hungup = True
+            self.hangup_cause = self.hangup_cause or cause or "NORMAL_CLEARING"
 
     def play(self, media: str, *, terminators: str | None = None) -> str:
         """Play ``media``; returns the outcome (e.g. ``FILE PLAYED``)."""
