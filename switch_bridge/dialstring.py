@@ -9,7 +9,7 @@ hand to ``switch_ivr_originate``::
 Values come from SIP (caller-id names, user names, headers) and from operators, so every
 value is encoded for each parser it crosses. The parsers and their exact rules, read in
 FreeSWITCH's source (signalwire/freeswitch, the 1.10/1.11 line that the captures in
-``fixtures/freeswitch/modern`` come from):
+``tests/fixtures/freeswitch/modern`` come from):
 
 ``switch_ivr_originate`` (src/switch_ivr_originate.c), in this order:
 
