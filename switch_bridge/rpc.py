@@ -3,7 +3,7 @@
 The bridge has ONE reply queue (its ``Server-ID``, bound on ``targeted``) consumed by the
 inbox greenlet (:class:`whistle_tasks.replies.Replies`). A request registers its waiter,
 goes out through the outbox and sleeps on the waiter until the answer comes or the budget
-is spent. No result backend, no polling of results one by one (DESIGN.md: 64 greenlets
+is spent. No result backend, no polling of results one by one (docs/design.md: 64 greenlets
 each polling ``AsyncResult.get()`` fell to ~500/s with p99 over 500 ms).
 """
 

@@ -1,6 +1,6 @@
 """AMQP topology and the one way to put a Whistle message on the wire (the seed's whistle_amqp).
 
-Exchanges (API.md, "Exchanges and routing keys"):
+Exchanges (docs/api.md, "Exchanges, queues and routing keys"):
 
 * ``targeted`` (direct): replies; routing key = the request's ``Server-ID``.
 * ``callmgr`` (topic): requests to whapps (``authn.req.<realm>``, ``route.req.<realm>``,
@@ -16,7 +16,7 @@ Two kinds of message travel:
   :func:`encode_api` is their one encoding and :func:`publish` their one publish helper.
 * **Requests to whapps** are Celery task messages (protocol 2) named
   ``<whapp>.<event name>`` with the API message as the only positional argument, sent on
-  ``callmgr`` with the API.md routing key (:func:`encode_request`, :func:`send_request`).
+  ``callmgr`` with the docs/api.md routing key (:func:`encode_request`, :func:`send_request`).
   Whapp queues are bound to those keys, so sharding by realm is a binding change.
 """
 
@@ -46,7 +46,7 @@ _ALL_KEPT = re.compile(r"[A-Za-z0-9\-~_]*").fullmatch
 
 
 def encode_key_word(word: str) -> str:
-    """One routing-key word, encoded as API.md says.
+    """One routing-key word, encoded as docs/api.md says.
 
     Keep ``[A-Za-z0-9-~_]``, space becomes ``+``, ``.`` becomes ``%2E`` and every other
     byte of the UTF-8 encoding ``%XX`` (upper-case hex); a lone ``*`` or ``#`` stays, so it

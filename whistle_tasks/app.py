@@ -1,7 +1,7 @@
 """The Celery app of Whistle: queues (one per whapp), their bindings, beat, worker start-up.
 
 ``celery -A whistle_tasks worker -Q registrar`` runs the registrar; every whapp has its own
-queue, bound on ``callmgr`` to the API keys it serves (API.md) and to ``whapp.<name>`` for
+queue, bound on ``callmgr`` to the API keys it serves (docs/api.md) and to ``whapp.<name>`` for
 its internal tasks (beat, admin). A whapp is scaled by starting more workers on its queue,
 and sharded by realm by changing a binding (``authn.req.*`` → ``authn.req.example%2Ecom``).
 """

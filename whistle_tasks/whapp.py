@@ -2,7 +2,7 @@
 
 The calling convention (the wire contract the bridge relies on): a handler is a Celery task
 named ``<whapp>.<event name>`` (``registrar.authn_req``) taking ONE positional argument, the
-API message as a dict. Requests arrive on ``callmgr`` with the API.md routing key; when the
+API message as a dict. Requests arrive on ``callmgr`` with the docs/api.md routing key; when the
 request has a ``Server-ID``, the answer (an API message with the request's ``Msg-ID``) is
 published to ``targeted`` with that key::
 
@@ -72,7 +72,7 @@ def reply(request: dict[str, Any], name: str, data: dict[str, Any],
 
 
 def reply_error(request: dict[str, Any], message: str, app_name: str = "whistle") -> None:
-    """The generic ``error`` answer (API.md), for a request that cannot be served."""
+    """The generic ``error`` answer (docs/api.md), for a request that cannot be served."""
     if isinstance(request, dict) and request.get("Server-ID") and request.get("Msg-ID"):
         reply(request, "error", {"Error-Message": message,
                                  "Request": str(request.get("Event-Name", ""))}, app_name)

@@ -36,7 +36,8 @@ def _is_ip(value: str) -> bool:
 
 
 def realm_and_user(msg: dict[str, Any]) -> tuple[str, str]:
-    """API.md: lower-case both; user ``unknown`` → user of ``To``; IP realm → domain of ``To``."""
+    """docs/api.md: lower-case both; user ``unknown`` → user of ``To``; IP realm → domain of
+    ``To``."""
     realm = str(msg["Auth-Realm"]).lower()
     user = str(msg["Auth-User"]).lower()
     if user == "unknown":
