@@ -154,8 +154,15 @@ def main() -> None:
             return answer.get("Event-Name") == "route_resp" and \
                 answer.get("Method") == number_method
 
-        whapp.check = lambda answer: answer.get("Event-Name") == "route_resp" and \
-            answer.get("Method") in ("park", "bridge")
+        def park_or_bridge(answer: dict) -> bool:
+            ok = answer.get("Event-Name") == "route_resp" and \
+                answer.get("Method") in ("park", "bridge")
+            if not ok and not wrong:
+                wrong.append(answer)
+            return ok
+
+        wrong: list[dict] = []
+        whapp.check = park_or_bridge
         # warm-up: a running router has seen its numbers
         whapp.closed("warm-up", args.inflight, max(3.0, args.callflows / 1500))
         floor.closed("warm-up", args.inflight, 1)
@@ -190,6 +197,8 @@ def main() -> None:
     print(f" open loop, {args.rate:.0f}/s offered:")
     print(common.fmt_row("bare RabbitMQ floor (echo)", r["floor open"]))
     print(common.fmt_row("router.route_req (callflows)", r["router open"]))
+    if wrong:
+        print(f" first wrong answer: {wrong[0]}")
     print(f" check run: {exactness.answered} answers, {exactness.errors} not the Method "
           "their callflow calls for")
     for label, ok in (("lookups >= 1,000/s with 64 in flight", r["router closed"].rate >= 1000),

@@ -219,8 +219,12 @@ class ModuleSpec:
     transfer: str | None = None
     check: Callable[[Mapping[str, Any]], dict[str, list[str]]] | None = None
     describe: tuple[str, ...] = field(default=())
+    #: the module ends the call: a node of it has no children
+    ends: bool = False
 
     def outcomes_of(self, data: Mapping[str, Any]) -> tuple[Outcome, ...]:
+        if self.ends:
+            return ()
         out = self.outcomes(data) if callable(self.outcomes) else self.outcomes
         return (*out, DEFAULT)
 
@@ -234,6 +238,8 @@ class ModuleSpec:
         return False
 
     def outcome_words(self, data: Mapping[str, Any]) -> str:
+        if self.ends:
+            return "nothing: it ends the call"
         if self.describe:
             return ", ".join((*self.describe, DEFAULT))
         return ", ".join(o if isinstance(o, str) else o.pattern for o in self.outcomes_of(data))
@@ -407,7 +413,8 @@ RESPOND = module_spec("respond", required=("code",), optional=("message",),
                              "message": Pattern(r"[^\r\n\0]{0,128}", "a reason phrase")})
 
 HANGUP = module_spec("hangup", optional=("cause",),
-                     types={"cause": Pattern(r"[A-Z_]{1,40}", "a hangup cause (NORMAL_CLEARING)")})
+                     types={"cause": Pattern(r"[A-Z_]{1,40}", "a hangup cause (NORMAL_CLEARING)")},
+                     ends=True)
 
 for _spec in (PLAY, SAY, RECORD, MENU, DEVICE, USER, RING_GROUP, TEMPORAL_ROUTE, TRANSFER,
               FORWARD, CONFERENCE, PARK, RETRIEVE, RESPOND, HANGUP):

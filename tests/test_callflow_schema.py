@@ -98,6 +98,16 @@ def test_nested_objects_and_rules_across_fields() -> None:
     assert check(forward) == {"flow.data.gateway": ["give exactly one of uri, gateway"]}
 
 
+def test_a_hangup_has_no_children() -> None:
+    doc = {"numbers": ["1"], "flow": {"module": "hangup", "children": {"_": play_node()}}}
+    assert check(doc) == {"flow.children._": [
+        "'hangup' never returns '_' (it returns: nothing: it ends the call)"]}
+
+
+def play_node() -> dict[str, Any]:
+    return {"module": "play", "data": {"media": "a.wav"}}
+
+
 def test_temporal_children_are_its_rule_names() -> None:
     doc = {"numbers": ["1"], "flow": {"module": "temporal_route", "data": {"rules": [
         {"name": "day", "start": "08:00", "end": "18:00"}]},
