@@ -127,6 +127,14 @@ def test_callflow_cli(tmp_path: Path, realm: str) -> None:
                                   "--name", "main"])
     assert result.exit_code == 0, result.output
     assert "menu → 1: device" in result.output
+    missing = {"module": "ring_group", "data": {"group": "nobody", "members": [
+        {"type": "device", "id": "1001"}, {"type": "user", "id": "ghost"}]}}
+    result = runner.invoke(main, ["callflow", "set", "5001", "--realm", realm, "-"],
+                           input=json.dumps(missing))
+    assert result.exit_code == 1
+    assert f"  flow.data.group: no group nobody in {realm}" in result.output
+    assert f"  flow.data.members.1.id: no user ghost in {realm}" in result.output
+    assert "members.0" not in result.output
     bad = {"module": "menu", "data": {"greeting": "x.wav", "retries": 99},
            "children": {"1": {"module": "ring_group", "data": {"members": [
                {"type": "device", "id": "1001", "timeout": "soon"}]}},

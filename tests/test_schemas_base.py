@@ -35,6 +35,7 @@ def test_every_family_is_registered():
         "resource_error", "error", "dialplan_error", "doc_created", "doc_edited", "doc_deleted",
         "answer", "hangup", "park", "progress", "play", "tones", "record",
         "play_and_collect_digits", "say", "sleep", "respond", "set", "bridge", "queue", "noop",
+        "conference", "valet_park",
     }
     assert set(schemas.names()) == expected
     assert len(schemas.names()) == len(expected)  # no duplicates
@@ -265,6 +266,8 @@ SAMPLES: dict[str, dict] = {
     "respond": {"Call-ID": "c1", "Response-Code": "486"},
     "set": {"Call-ID": "c1", "Custom-Channel-Vars": {}, "Custom-Call-Vars": {}},
     "bridge": {"Call-ID": "c1", "Endpoints": [_ENDPOINT]},
+    "conference": {"Call-ID": "c1", "Conference-ID": "a-room"},
+    "valet_park": {"Call-ID": "c1", "Lot": "a-default", "Slot": "701"},
     "queue": {"Call-ID": "c1", "Commands": [{"Application-Name": "answer"},
                                             {"Application-Name": "play", "Media-Name": "m"}]},
 }

@@ -111,6 +111,9 @@ def check(doc: Any, account: Mapping[str, Any], callflow_id: str | None = None  
         raise CallflowInvalid({"_schema": [f"expected a JSON object, got {cf.json_type(doc)}"]})
     doc = normalized(doc, account)
     errors = cf.check(doc, modules(), resolve=_resolver(account), doc_id=callflow_id)
+    if not errors:
+        for path, reason in references(account, doc["flow"]):
+            errors.setdefault(path, []).append(reason)
     numbers = doc.get("numbers") if isinstance(doc.get("numbers"), list) else []
     owners = _owners(account, [n for n in numbers if isinstance(n, str)])
     for index, number in enumerate(numbers):
@@ -121,6 +124,40 @@ def check(doc: Any, account: Mapping[str, Any], callflow_id: str | None = None  
     if errors:
         raise CallflowInvalid(errors)
     return doc
+
+
+def references(account: Mapping[str, Any], flow: Mapping[str, Any]
+               ) -> list[tuple[str, str]]:
+    """``(path, reason)`` of every device, user or group a (valid) flow names that the
+    account does not have."""
+    couch = get_couch()
+    db = account["pvt_account_db"]
+    wanted: list[tuple[str, str, str]] = []          # (kind, name, path)
+    for path, node in cf.walk(flow):
+        data = node.get("data") or {}
+        name = node.get("module")
+        if name == "device":
+            wanted.append(("device", str(data["username"]).lower(), f"{path}.data.username"))
+        elif name == "user":
+            wanted.append(("user", str(data["username"]).lower(), f"{path}.data.username"))
+        elif name == "ring_group":
+            for index, member in enumerate(data.get("members") or []):
+                if member.get("type") in ("device", "user"):
+                    wanted.append((member["type"], str(member["id"]).lower(),
+                                   f"{path}.data.members.{index}.id"))
+            if data.get("group"):
+                wanted.append(("group", str(data["group"]), f"{path}.data.group"))
+    if not wanted:
+        return []
+    views = {"device": ("numbers", "devices_by_username"), "user": ("users", "by_username"),
+             "group": ("users", "groups_by_name")}
+    known: dict[str, set[str]] = {}
+    for kind, (design, view) in views.items():
+        keys = sorted({n for k, n, _ in wanted if k == kind})
+        if keys:
+            known[kind] = {row["key"] for row in couch.view(db, design, view, keys=keys)}
+    return [(path, f"no {kind} {name} in {account['realm']}")
+            for kind, name, path in wanted if name not in known[kind]]
 
 
 def save(realm: str, doc: Any, *, callflow_id: str | None = None,  # noqa: ANN401
