@@ -75,7 +75,7 @@ def run(call: Any, flow: Mapping[str, Any], context: Context) -> str:  # noqa: A
         context.path = path
         count("nodes")
         count(name)
-        log.info("%s: %s", path, name)
+        log.debug("%s: %s", path, name)
         try:
             outcome = entry.fn(call, dict(data), context)
         except CallError:

@@ -50,7 +50,7 @@ def menu(call: Call, data: dict[str, Any], context: Context) -> str:
             log.info("%s: entry %s", context.path, entry)
             return entry
         last = "invalid" if entry else "timeout"
-        log.info("%s: try %d of %d: %s", context.path, attempt, tries,
+        log.debug("%s: try %d of %d: %s", context.path, attempt, tries,
                  f"invalid entry {entry!r}" if entry else "no entry")
         if attempt < tries or last == "invalid":
             prompt = data.get("invalid_media") or INVALID if entry else \
