@@ -137,7 +137,7 @@ class Bridge:
                 log.exception("%s failed on %s from %s", ext.name, event.name, node.name)
 
     def _on_node_state(self, node: EslNode, state: str) -> None:
-        log.info("FreeSWITCH %s is %s", node.name, state)
+        # the node itself logs the change (one line, with its reason)
         for ext in self.extensions:
             try:
                 ext.on_node_state(node, state)
