@@ -11,6 +11,7 @@ contract       task                  key                           answers
 AUTHN          registrar.authn_req   authn.req.<realm>             authn_resp, authn_err
 ROUTE          router.route_req      route.req.<realm>             route_resp
 REG_SUCCESS    registrar.reg_success registration.success.<r>.<u>  (none; persistent)
+REG_SYNC       registrar.reg_sync    registration.sync.<hostname>  (none; persistent)
 REG_QUERY      registrar.reg_query   registration.query.<r>.<u|*>  reg_query_resp, _error
 REG_FLUSH      registrar.reg_flush   registration.flush.<realm>    (none)
 ROUTE_WIN      <Server-ID>.route_win (targeted) <Server-ID>        (none)
@@ -37,6 +38,7 @@ from schemas.keys import (
     reg_flush_key,
     reg_query_key,
     reg_success_key,
+    reg_sync_key,
     route_req_key,
 )
 from schemas.route import route_realm
@@ -64,6 +66,13 @@ REG_SUCCESS = Contract(
     key=lambda msg: reg_success_key(_lower(msg, "Realm") or "", _lower(msg, "Username") or ""),
     binding="registration.success.*.*", persistent=True)
 
+#: What a FreeSWITCH node holds, each time the bridge connects to it: the registrar
+#: reconciles that node's registrations with it (persistent, like reg_success).
+REG_SYNC = Contract(
+    "reg_sync", request="reg_sync", answers=(), task="registrar.reg_sync",
+    key=lambda msg: reg_sync_key(_lower(msg, "FreeSWITCH-Hostname") or ""),
+    binding="registration.sync.*", persistent=True)
+
 #: Where is a user (or everyone of a realm, or ``all``)?
 REG_QUERY = Contract(
     "reg_query", request="reg_query", answers=("reg_query_resp", "reg_query_error"),
@@ -89,8 +98,8 @@ ORIGINATE = Contract(
     "originate", request="originate_req", answers=("originate_resp", "originate_error"),
     task=None, key=lambda msg: ORIGINATE_KEY, binding=ORIGINATE_KEY)
 
-ALL: tuple[Contract, ...] = (AUTHN, ROUTE, REG_SUCCESS, REG_QUERY, REG_FLUSH, ROUTE_WIN,
-                             ORIGINATE)
+ALL: tuple[Contract, ...] = (AUTHN, ROUTE, REG_SUCCESS, REG_SYNC, REG_QUERY, REG_FLUSH,
+                             ROUTE_WIN, ORIGINATE)
 
 
 def bindings_of(whapp: str) -> tuple[str, ...]:

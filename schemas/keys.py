@@ -66,6 +66,10 @@ def reg_success_key(realm: str, user: str) -> str:
     return routing_key("registration", "success", encode_key_word(realm), encode_key_word(user))
 
 
+def reg_sync_key(hostname: str) -> str:
+    return routing_key("registration", "sync", encode_key_word(hostname))
+
+
 def reg_query_key(realm: str, user: str | None = None) -> str:
     return routing_key("registration", "query", encode_key_word(realm),
                        encode_key_word(user) if user else "*")

@@ -287,7 +287,14 @@ class Couch:
                             headers={"Content-Type": "application/json"}).json()
 
     def all_docs(self, db: str, **params: Any) -> list[dict[str, Any]]:  # noqa: ANN401
-        return self.request("GET", f"{self.db_url(db)}/_all_docs", what=f"all_docs {db}",
+        """Rows of ``_all_docs``; ``keys=[...]`` is POSTed (any number of ids)."""
+        url = f"{self.db_url(db)}/_all_docs"
+        if "keys" in params:
+            keys = params.pop("keys")
+            return self.request("POST", url, what=f"all_docs {db}",
+                                params=_view_params(params), data=json.dumps({"keys": keys}),
+                                headers={"Content-Type": "application/json"}).json()["rows"]
+        return self.request("GET", url, what=f"all_docs {db}",
                             params=_view_params(params)).json()["rows"]
 
     def view(self, db: str, design: str, view: str, **params: Any) -> list[dict[str, Any]]:  # noqa: ANN401
