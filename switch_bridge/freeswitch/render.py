@@ -252,7 +252,9 @@ def dialplan(answer: Mapping[str, Any], call: Mapping[str, Any]) -> bytes:
     ``call``: ``context`` (the caller's Hunt-Context, where FreeSWITCH looks), ``profile``
     (sofia profile of the inbound channel, default ``internal``), ``destination``,
     ``call_id``. A route that cannot be dialled is skipped (logged, counted); ``ValueError``
-    when nothing is left to render or the answer is not one of the three methods.
+    when nothing is left to render or the answer is not one of the three methods. The
+    routes are bridged one after the other, or, with ``Dial-Endpoint-Method``
+    ``simultaneous``, in one bridge that rings them all at once.
     """
     method = answer.get("Method")
     if method == "bridge":
@@ -274,7 +276,7 @@ def _bridge(answer: Mapping[str, Any], call: Mapping[str, Any]) -> bytes:
     globals_ = dialstring.global_vars(answer)
     shared = _media_sets(answer)
     root, context = _dialplan_doc(call)
-    rendered = 0
+    diallable: list[tuple[int, Mapping[str, Any], str]] = []
     for index, route in enumerate(routes, 1):
         try:
             if not isinstance(route, Mapping):
@@ -285,18 +287,26 @@ def _bridge(answer: Mapping[str, Any], call: Mapping[str, Any]) -> bytes:
             STATS["routes_skipped"] += 1
             log.warning("route %d of %d skipped: %s", index, len(routes), exc)
             continue
-        bypass = "true" if route.get("Media") == "bypass" else "false"
+        diallable.append((index, route, target))
+    if not diallable:
+        raise ValueError("no route of the bridge answer can be dialled")
+    bridges = [(f"route_{i}", target, route.get("Media") == "bypass")
+               for i, route, target in diallable]
+    if answer.get("Dial-Endpoint-Method") == "simultaneous":
+        # every route rings at once, in one bridge: the first to answer wins
+        together = [route for _, route, _ in diallable]
+        bridges = [("routes", dialstring.bridge_target(
+            together, "simultaneous", profile=profile, global_vars=globals_),
+            all(r.get("Media") == "bypass" for r in together))]
+    for name, target, bypass in bridges:
         actions: list[tuple[str, str | None]] = [
             ("set", "hangup_after_bridge=true"),
             ("set", f"failure_causes={FAILURE_CAUSES}"),
-            ("set", f"bypass_media={bypass}"),
+            ("set", f"bypass_media={'true' if bypass else 'false'}"),
             *shared,
             ("bridge", protect_expansion(target)),
         ]
-        _extension(context, f"route_{index}", actions, continue_=True)
-        rendered += 1
-    if not rendered:
-        raise ValueError("no route of the bridge answer can be dialled")
+        _extension(context, name, actions, continue_=True)
     # the one expansion we write on purpose: FreeSWITCH answers with the bridge's cause
     _extension(context, "bridge_failed", [("respond", "${bridge_hangup_cause}")])
     return _bytes(root)

@@ -6,8 +6,9 @@
 2. The number: the user part of ``Request``, normalised by the account's ``number_format``
    (E.164 by default; short extensions stay as dialled), looked up in the account's
    numbers (view ``numbers/by_number``), then as dialled, then ``no_match``.
-3. The target: a device (its registered contact, from the registrar's data; not registered
-   → 480), a SIP URI or a gateway (``Invite-Format`` e164 / npan / 1npan / route), a whapp
+3. The target: a device (every registered contact of it, from the registrar's data, rung
+   at once: ``Dial-Endpoint-Method`` simultaneous; not registered → 480), a SIP URI or a
+   gateway (``Invite-Format`` e164 / npan / 1npan / route), a whapp
    (park; the bridge's route_win then hands the call to it) or an error. Nothing → 404.
 
 No FreeSWITCH knowledge here: routes name contacts, URIs and formats; the bridge makes
@@ -152,12 +153,21 @@ def _to_device(account: dict[str, Any], username: str, caller: dict[str, Any],
     device = accounts.credentials(realm, username)
     if device is None or not device.get("enabled", True):
         return error(404)
-    reg = registrations.lookup(realm, username)
-    if reg is None:
+    phones = registrations.contacts(realm, username)
+    if not phones:
         log.info("route to %s@%s: not registered", username, realm)
         return error(480)
-    return {"Method": "bridge", "Routes": [{
-        "Invite-Format": "username", "To-User": username, "To-Realm": realm,
-        "Route": reg["Contact"], **caller, **_options(device, number_doc),
-        "Custom-Channel-Vars": {"Authorizing-ID": device["authorizing_id"],
-                                "Account-ID": account["id"]}}]}
+    options = {**caller, **_options(device, number_doc)}
+    ccvs = {"Authorizing-ID": device["authorizing_id"], "Account-ID": account["id"]}
+    return {"Method": "bridge", "Dial-Endpoint-Method": "simultaneous",
+            "Routes": device_routes(realm, username, phones, options, ccvs)}
+
+
+def device_routes(realm: str, username: str, phones: list[dict[str, Any]],
+                  options: dict[str, Any] | None = None,
+                  ccvs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One route per registered contact of a device (``registrations.contacts``), to be
+    rung at once: the desk phone and the softphone both ring, the first to answer wins."""
+    return [{"Invite-Format": "username", "To-User": username, "To-Realm": realm,
+             "Route": phone["Contact"], **(options or {}),
+             **({"Custom-Channel-Vars": dict(ccvs)} if ccvs else {})} for phone in phones]
