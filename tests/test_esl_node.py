@@ -138,6 +138,7 @@ def test_heartbeat_is_kept(standin, make_node):
     assert node.last_heartbeat["Max-Sessions"] == "500"
     assert node.last_heartbeat["Idle-CPU"] == "42.000000"
     assert node.last_heartbeat_at is not None
+    assert (node.sessions, node.max_sessions) == (7, 500)
 
 
 def test_broken_frames_and_failing_callback_do_not_stop_events(standin, make_node):
@@ -169,7 +170,8 @@ def test_api_bgapi_and_sendmsg(standin, make_node):
     standin.api_responses["status"] = lambda cmd: "UP 0 years\n"
     assert node.api("status") == "UP 0 years\n"
     assert node.api("uuid_kill 0000-1") == "-ERR No such channel!\n"
-    assert node.api("hostname") == "+OK\n"
+    assert node.api("hostname") == "standin"  # the stand-in answers as FreeSWITCH does
+    assert node.api("fsctl loglevel 7") == "+OK\n"  # anything else: api_default
 
     standin.bgapi_results["originate"] = "-ERR USER_BUSY\n"
     job = node.bgapi("originate user/1000 &park()", job_uuid="c0ffee00-job")
@@ -233,7 +235,7 @@ def test_refusals(standin, make_node):
     with pytest.raises(ValueError):
         node.api("status\n\nexit")  # refused before anything is written
     assert [c.verb for c in standin.commands] == ["auth", "events", "sendmsg", "bgapi"]
-    assert node.connected and node.api("status") == "+OK\n"
+    assert node.connected and "is ready" in node.api("status")
 
 
 def test_concurrent_commands_get_their_own_replies(standin, make_node):
@@ -427,7 +429,7 @@ def test_a_dead_node_does_not_delay_a_live_one(standin, make_node):
             standin.send_event("CHANNEL_CREATE", {"Unique-ID": f"u-{i}"})
             wait_until(lambda n=i + 1: len(live.received) == n, timeout=1, what="live event")
             assert time.monotonic() - sent < 0.2
-            assert live.api("status", timeout=1) == "+OK\n"
+            assert live.api("version", timeout=1) == "+OK\n"
         assert stuck.state == STATE_CONNECTING and not stuck.connected
         with pytest.raises(EslNotConnected):
             stuck.api("status")

@@ -28,7 +28,7 @@ from schemas import contracts
 from schemas.keys import call_event_key
 from switch_bridge import APP_NAME
 from switch_bridge.extensions.base import Extension, Services
-from switch_bridge.freeswitch import commands
+from switch_bridge.freeswitch import commands, inventory
 from switch_bridge.freeswitch.esl.node import EslError, EslNode
 from switch_bridge.freeswitch.esl.protocol import Event
 from switch_bridge.outbox import Item
@@ -46,12 +46,12 @@ class ControlledCall:
     """One controlled call: its queue of commands and the greenlet that runs them."""
 
     def __init__(self, manager: CallControl, call_id_: str, node: EslNode,
-                 profile: str) -> None:
+                 profile: str, control_queue: str | None = None) -> None:
         self.manager = manager
         self.call_id = call_id_
         self.node = node
         self.profile = profile
-        self.control_queue = f"callctl.{call_id_}.{uuid.uuid4().hex[:8]}"
+        self.control_queue = control_queue or f"callctl.{call_id_}.{uuid.uuid4().hex[:8]}"
         self.pending: deque[dict[str, Any]] = deque()
         self.current: dict[str, Any] | None = None     # the command that runs
         self.current_steps: deque[tuple[str, str | None]] = deque()
@@ -80,6 +80,9 @@ class ControlledCall:
                     if self._on_event(item):
                         break
                 elif kind == "stop":
+                    break
+                elif kind == "lost":
+                    self._lost()
                     break
                 self._advance()
             self.manager.finished(self)
@@ -209,6 +212,18 @@ class ControlledCall:
                                                     "Event-Name": "CHANNEL_EXECUTE_COMPLETE"})
         self.manager.publish_event(built)
 
+    def _lost(self) -> None:
+        """The node no longer has the call (it ended while the bridge could not hear): what
+        waits gets its error, and the whapp its CHANNEL_DESTROY, as if it had come."""
+        self.hungup = True
+        self._drop_pending("the call ended while its node was unreachable")
+        if self.current is not None:
+            self._error(self.current, "the call ended while its node was unreachable")
+            self.current = None
+        destroy = schemas.build("call_event", {"Call-ID": self.call_id},
+                                **{"App-Name": APP_NAME, "Event-Name": "CHANNEL_DESTROY"})
+        self.manager.publish_event(destroy)
+
     def _drop_pending(self, why: str) -> None:
         while self.pending:
             cmd = self.pending.popleft()
@@ -240,7 +255,8 @@ class CallControl(Extension):
         self.node_name = services.node_name
         self.calls: dict[str, ControlledCall] = {}
         self.annotations: dict[str, dict[str, Any]] = {}   # event-uuid -> command
-        self.stats = {"controlled": 0, "commands": 0, "command_errors": 0, "route_wins": 0}
+        self.stats = {"controlled": 0, "commands": 0, "command_errors": 0, "route_wins": 0,
+                      "resumed": 0}
         services.metrics.gauge("whistle_bridge_controlled_calls", "Calls under call control",
                                lambda: len(self.calls))
 
@@ -270,11 +286,16 @@ class CallControl(Extension):
             call.event(event)
 
     # -- control ----------------------------------------------------------------------------
-    def take(self, call_id_: str, node: EslNode, profile: str) -> ControlledCall:
+    def take(self, call_id_: str, node: EslNode, profile: str,
+             control_queue: str | None = None) -> ControlledCall:
+        """Control a call: a new control queue, or ``control_queue`` (a call taken again
+        after a restart, whose whapp still sends there). The queue's name is kept on the
+        channel (variable ``whistle_control_queue``) so that a bridge that connects later
+        takes the call again with it (:meth:`resume`)."""
         existing = self.calls.get(call_id_)
         if existing is not None:
             return existing
-        control = ControlledCall(self, call_id_, node, profile)
+        control = ControlledCall(self, call_id_, node, profile, control_queue)
         control.subscription = self.inbox.subscribe(Subscription(
             queue=control.control_queue,
             bindings=[(wamqp.CALLCTL.name, control.control_queue)],
@@ -282,7 +303,37 @@ class CallControl(Extension):
         self.calls[call_id_] = control
         control.greenlet = gevent.spawn(control.run)
         self.stats["controlled"] += 1
+        if control_queue is None:
+            gevent.spawn(self._record, control)
         return control
+
+    def _record(self, control: ControlledCall) -> None:
+        try:
+            reply = control.node.api(inventory.control_queue_setvar(control.call_id,
+                                                                    control.control_queue))
+        except (EslError, ValueError) as exc:
+            reply = f"-ERR {exc}"
+        if not reply.startswith("+OK"):
+            log.warning("call %s: control queue not recorded on the channel (%s): a bridge "
+                        "restart would lose its control", control.call_id, reply.strip())
+
+    def resume(self, node: EslNode, held: dict[str, tuple[str, str]]) -> tuple[int, int]:
+        """``node`` connected and holds the channels ``held`` (call id → (profile, control
+        queue recorded on it)): control what we do not control yet, with the same queue;
+        calls we controlled there that it no longer has ended while we were away.
+        Returns ``(taken again, ended)``."""
+        taken = 0
+        for call_id_, (profile, queue) in held.items():
+            if call_id_ not in self.calls:
+                self.take(call_id_, node, profile or "internal", control_queue=queue)
+                self.stats["resumed"] += 1
+                taken += 1
+        ended = 0
+        for control in list(self.calls.values()):
+            if control.node is node and control.call_id not in held and not control.hungup:
+                control.inbox.put(("lost", None))
+                ended += 1
+        return taken, ended
 
     def route_win(self, server_id: str, control: ControlledCall, ccvs: dict[str, Any]) -> None:
         msg = schemas.build("route_win", {

@@ -83,6 +83,9 @@ class Settings:
         "Milliseconds the bridge waits for a whapp's answer.")
     auth_cache_ttl: int = setting(300,
         "Seconds the bridge keeps credentials per (realm, user).")
+    directory_cacheable_ms: int = setting(0,
+        "Milliseconds FreeSWITCH may keep a directory answer (`cacheable`); 0: it asks "
+        "every time. A device/account change flushes it on every node either way.")
     event_buffer: int = setting(100_000,
         "Messages the bridge holds while RabbitMQ is away.")
     esl_heartbeat_timeout: int = setting(60,

@@ -142,6 +142,11 @@ class EslNode:
         self.fs_hostname: str | None = None
         self.last_heartbeat: dict[str, str] = {}
         self.last_heartbeat_at: float | None = None
+        # what the node carries: from its last HEARTBEAT, or from what the node sync read
+        # when we connected (whichever is newer); its sofia profiles (node sync)
+        self.sessions: int | None = None
+        self.max_sessions: int | None = None
+        self.sip_profiles: list[str] = []
         self.connected_since: float | None = None
         self.last_error: str | None = None
         self._logged_error: str | None = None   # the failure last logged (one line each)
@@ -421,6 +426,8 @@ class EslNode:
             if headers.get("Event-Name") == "HEARTBEAT":
                 self.last_heartbeat = dict(headers)
                 self.last_heartbeat_at = time.time()
+                self.sessions = _count(headers.get("Session-Count"), self.sessions)
+                self.max_sessions = _count(headers.get("Max-Sessions"), self.max_sessions)
             try:
                 self.on_event(self, event)
             except Exception:  # noqa: BLE001 - a consumer bug must not kill the connection
@@ -516,6 +523,10 @@ class EslNode:
         for waiter in waiters:
             if not waiter.ready():
                 waiter.set_exception(error)
+
+
+def _count(value: str | None, default: int | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() and value.isascii() else default
 
 
 def _verb(data: bytes) -> str:
