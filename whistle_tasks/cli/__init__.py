@@ -58,10 +58,20 @@ def bridge_cmd() -> None:
 
 
 def _register() -> None:
-    from whistle_tasks.cli import apps, ask, imports, maintenance, ops, provision, status
+    from whistle_tasks.cli import (
+        apps,
+        ask,
+        calls,
+        imports,
+        maintenance,
+        ops,
+        provision,
+        status,
+    )
 
     provision.register(main)
     ask.register(main)
+    calls.register(main)
     imports.register(main)
     maintenance.register(main)
     ops.register(main)
