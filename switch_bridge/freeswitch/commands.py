@@ -1,4 +1,4 @@
-"""Whistle call commands → FreeSWITCH applications (the API.md table), nothing else.
+"""Whistle call commands → FreeSWITCH applications (the docs/api.md table), nothing else.
 
 :func:`steps` turns one validated command into the ``(application, argument)`` pairs the
 bridge executes with ``sendmsg``; the command is done when its last step completes. A
