@@ -424,7 +424,7 @@ class SippResult:
         """``[("sent"|"received", first line)]`` from SIPp's message log."""
         out = []
         for block in re.split(r"^-+ [\d.: -]+\n", self.messages, flags=re.MULTILINE):
-            head = block.strip().splitlines()
+            head = [line for line in block.splitlines() if line.strip()]
             if len(head) < 2:
                 continue
             direction = "received" if "received" in head[0] else "sent"
@@ -557,3 +557,79 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- Whistle
+
+def bridge_health(port: int) -> str:
+    """The bridge's /health text ('' when it does not answer)."""
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).text
+    except requests.RequestException:
+        return ""
+
+
+class Platform:
+    """A private FreeSWITCH and the Whistle that answers it: a bridge process on the port
+    the instance's mod_xml_curl asks, connected to its event socket, plus router and
+    call-control workers (the registrar is the caller's: tests share a session worker).
+
+    Processes are :class:`tests.support.Process` (logs in test-output/), so the test
+    environment (vhost, Redis db, CouchDB prefix) is theirs.
+    """
+
+    def __init__(self, name: str = "fs", *, workers: bool = True,
+                 bridge_env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.http_port = free_port((socket.SOCK_STREAM,))
+        self.fs = FreeSwitch(f"http://127.0.0.1:{self.http_port}", name=name)
+        self.sipp = Sipp(self.fs)
+        self.with_workers = workers
+        self.bridge_env = bridge_env or {}
+        self.bridge: Any = None
+        self.workers: list[Any] = []
+
+    def start(self) -> Platform:
+        from tests import support
+
+        try:
+            self.fs.start()
+            self.start_bridge()
+            if self.with_workers:
+                self.workers = [
+                    support.start_worker("router", name=f"{self.name}-router", pool="threads",
+                                         concurrency=8),
+                    support.start_worker("callflow", name=f"{self.name}-callflow",
+                                         pool="gevent", concurrency=100)]
+        except BaseException:
+            self.stop(keep_log=True)
+            raise
+        return self
+
+    def start_bridge(self) -> None:
+        import sys
+
+        from tests import support
+
+        self.bridge = support.Process(
+            f"{self.name}-bridge", [sys.executable, "-m", "switch_bridge"],
+            env={"WHISTLE_FS_NODES": self.fs.esl_node,
+                 "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{self.http_port}", **self.bridge_env})
+        self.wait_connected()
+
+    def wait_connected(self, timeout: float = 60) -> None:
+        """Until the bridge answers /health with AMQP up and this node connected."""
+        node = f"node 127.0.0.1:{self.fs.esl_port} connected"
+        wait_until(lambda: node in bridge_health(self.http_port), timeout,
+                   what=f"{self.name} bridge connected to FreeSWITCH")
+
+    def stop(self, keep_log: bool = False) -> None:
+        for process in [*self.workers, self.bridge]:
+            if process is not None:
+                with contextlib.suppress(Exception):
+                    process.stop()
+        if keep_log:
+            self.fs.keep_log()
+        self.fs.cleanup()
