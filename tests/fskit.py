@@ -493,6 +493,14 @@ class Sipp:
             argv += ["-set", key, str(value)]
         return argv + list(extra or []), messages, errors
 
+    def refusal(self, code: int, reason: str) -> str:
+        """A copy of uas_reject.xml answering ``code reason`` (SIPp checks status codes when
+        it loads a scenario, so they cannot be variables); returns its path."""
+        path = self.dir / f"uas_reject_{code}.xml"
+        text = (SCENARIOS / "uas_reject.xml").read_text()
+        path.write_text(text.replace("SIP/2.0 CODE REASON", f"SIP/2.0 {int(code)} {reason}"))
+        return str(path)
+
     def run(self, scenario: str, **kwargs: Any) -> SippResult:  # noqa: ANN401
         timeout = float(kwargs.get("timeout", 30))
         argv, messages, errors = self.argv(scenario, **kwargs)
