@@ -159,8 +159,16 @@ def test_callee_refusal_reaches_the_caller(freeswitch: fskit.Platform, account: 
     provisioning.add_number("1001", realm, "device:1001")
     port = register_device(freeswitch, realm, "1001", "pw-1001")
     uas = callee(freeswitch, freeswitch.sipp.refusal(int(code), reason), port, "1001")
+    log_from = len(freeswitch.fs.log_text())
     caller = call(freeswitch, realm, "1001", "uac_fail.xml")
     refused = uas.wait()
+    # FreeSWITCH writes its log from a thread of its own: wait for the caller leg's end
+    log = support.wait_until(
+        lambda: (text := freeswitch.fs.log_text()[log_from:]) and "Originate Failed" in text
+        and " hangup(" in text and text, timeout=10, what="the failed bridge in the log")
+    # the rendered dialplan hangs up with the originate's disposition (render.BRIDGE_FAILED);
+    # the old "respond ${bridge_hangup_cause}" responded nothing ("Cannot respond")
+    assert "Cannot respond" not in log
     assert refused.ok, refused.describe()
     assert refused.received() == ["INVITE", "ACK"], refused.describe()
     assert caller.ok, caller.describe()

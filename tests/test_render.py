@@ -192,11 +192,11 @@ def test_bridge_with_two_routes(fixtures_dir):
     assert [(e.get("name"), e.get("continue")) for e in extensions] == [
         ("route_1", "true"), ("route_2", "true"), ("bridge_failed", None)]
     actions = fs_hunt(root, "default", "1001")
-    assert [app for app, _ in actions] == ["set", "set", "set", "bridge"] * 2 + ["respond"]
+    assert [app for app, _ in actions] == ["set", "set", "set", "bridge"] * 2 + ["hangup"]
     assert actions[0:3] == [*BASE_SETS, ("set", "bypass_media=false")]
     assert actions[4:7] == [*BASE_SETS, ("set", "bypass_media=true")]
-    assert actions[8] == ("respond", "${bridge_hangup_cause}")
-    assert fs_expand(actions[8][1])[1] == ["bridge_hangup_cause"]
+    assert actions[8] == ("hangup", "${originate_disposition}")
+    assert fs_expand(actions[8][1])[1] == ["originate_disposition"]
 
     first, second = fs_run_dial(actions[3][1]), fs_run_dial(actions[7][1])
     for parsed in (first, second):
