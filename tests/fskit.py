@@ -508,11 +508,26 @@ class Sipp:
                               timeout=timeout + 30)
         return _result(scenario, proc.returncode, messages, errors, argv)
 
-    def start(self, scenario: str, **kwargs: Any) -> Background:  # noqa: ANN401
-        argv, messages, errors = self.argv(scenario, server=True, **kwargs)
+    def start(self, scenario: str, *, server: bool = True,
+              **kwargs: Any) -> Background:  # noqa: ANN401
+        """Run ``scenario`` in the background: a UAS (``server``) or a UAC to wait for."""
+        argv, messages, errors = self.argv(scenario, server=server, **kwargs)
         proc = subprocess.Popen(argv, cwd=self.dir, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         return Background(scenario, proc, messages, errors, argv)
+
+
+#: Where Debian's sip-tester puts SIPp's RFC 2833 DTMF captures (dtmf_2833_<key>.pcap).
+DTMF_PCAPS = Path("/usr/share/sip-tester")
+
+
+def copy_dtmf_pcaps(into: Path) -> bool:
+    """Copy SIPp's DTMF captures next to the scenarios' working directory (they name them
+    relatively); False when this SIPp install has none."""
+    pcaps = sorted(DTMF_PCAPS.glob("dtmf_2833_*.pcap"))
+    for pcap in pcaps:
+        shutil.copyfile(pcap, into / pcap.name)
+    return bool(pcaps)
 
 
 def _read(path: Path) -> str:
