@@ -278,6 +278,8 @@ class FreeSwitch:
     # -- life -----------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> FreeSwitch:
         self.write_config()
+        # a killed FreeSWITCH leaves its pid file behind: never mistake it for the new one
+        (self.dir / "run" / "freeswitch.pid").unlink(missing_ok=True)
         fs, _ = binaries()
         d = self.dir
         argv = [str(fs), "-nc", "-nonat", "-nonatmap",
