@@ -606,10 +606,11 @@ class Platform:
     """
 
     def __init__(self, name: str = "fs", *, workers: bool = True,
-                 bridge_env: dict[str, str] | None = None) -> None:
+                 bridge_env: dict[str, str] | None = None, log_level: str = "debug") -> None:
         self.name = name
         self.http_port = free_port((socket.SOCK_STREAM,))
-        self.fs = FreeSwitch(f"http://127.0.0.1:{self.http_port}", name=name)
+        self.fs = FreeSwitch(f"http://127.0.0.1:{self.http_port}", name=name,
+                             log_level=log_level)
         self.sipp = Sipp(self.fs)
         self.with_workers = workers
         self.bridge_env = bridge_env or {}
