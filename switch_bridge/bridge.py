@@ -92,7 +92,8 @@ class Bridge:
         self.originator = Originator(outbox=self.outbox, inbox=self.inbox,
                                      nodes=lambda: self.nodes, control=self.control,
                                      node_name=self.node_name)
-        # hooks: on_route_answer(answer, call, request), on_event(node, event), start, stop
+        # hooks: on_route_answer(answer, call, request), on_event(node, event),
+        # on_node_state(node, state), start, stop
         self.extensions: list[Any] = [self.control, self.originator]
         self._register_gauges()
 
@@ -297,6 +298,10 @@ class Bridge:
 
     def _on_node_state(self, node: EslNode, state: str) -> None:
         log.info("FreeSWITCH %s is %s", node.name, state)
+        for ext in self.extensions:
+            hook = getattr(ext, "on_node_state", None)
+            if hook is not None:
+                hook(node, state)
 
     # -- broadcasts, metrics, health ------------------------------------------------------
     def _on_change(self, msg: dict[str, Any]) -> None:

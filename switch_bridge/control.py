@@ -12,10 +12,17 @@ queue first) or ``now`` (run at once, beside whatever runs). The next command st
 ``sendmsg``. A command that cannot run produces an ``error`` message (Event-Name
 ``dialplan``) on the call's event stream and the queue moves on. After the hangup nothing
 runs but ``store``; the control queue is removed a few seconds after the call ends.
+
+A FreeSWITCH that dies takes its calls with it and sends no hangup: when a node's event
+socket goes away, its controlled calls are checked once it is back (``uuid_exists``), or
+after :data:`NODE_LOST_GRACE` seconds without it. A call FreeSWITCH no longer has gets a
+``CHANNEL_HANGUP_COMPLETE`` (``Hangup-Cause`` ``CRASH``) from the bridge, so its whapp ends
+instead of waiting for events that will never come.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -38,6 +45,10 @@ log = get_logger(__name__)
 RUNS_AFTER_HANGUP = frozenset({"store"})
 LINGER_SECONDS = 5.0
 APP_NAME = "whistle-bridge"
+#: Seconds a lost FreeSWITCH node has to come back before its controlled calls are ended.
+NODE_LOST_GRACE = 10.0
+LOST_CAUSE = "CRASH"
+_UUID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 class CallControl:
@@ -67,6 +78,10 @@ class CallControl:
     def event(self, event: Event) -> None:
         self.inbox.put(("event", event))
 
+    def lost(self, why: str) -> None:
+        """FreeSWITCH no longer has this call (its node died): end the control."""
+        self.inbox.put(("lost", why))
+
     # -- the call's greenlet ----------------------------------------------------------------
     def run(self) -> None:
         with call_id(self.call_id):
@@ -78,6 +93,9 @@ class CallControl:
                     if self._on_event(item):
                         break
                 elif kind == "stop":
+                    break
+                elif kind == "lost":
+                    self._on_lost(item)
                     break
                 self._advance()
             self.manager.finished(self)
@@ -131,6 +149,16 @@ class CallControl:
             self._drop_pending("the call ended before it ran")
             return True
         return False
+
+    def _on_lost(self, why: str) -> None:
+        log.warning("call control ends: %s", why)
+        self.hungup = True
+        self._drop_pending(why)
+        msg = schemas.build("call_event", {
+            "Call-ID": self.call_id, "Hangup-Cause": LOST_CAUSE,
+            "Switch-Hostname": self.node.fs_hostname or self.node.name},
+            **{"App-Name": APP_NAME, "Event-Name": "CHANNEL_HANGUP_COMPLETE"})
+        self.manager.publish_event(msg)
 
     def _advance(self) -> None:
         """Start the next step or command when nothing runs."""
@@ -237,7 +265,9 @@ class ControlManager:
         self.node_name = node_name
         self.calls: dict[str, CallControl] = {}
         self.annotations: dict[str, dict[str, Any]] = {}   # event-uuid -> command
-        self.stats = {"controlled": 0, "commands": 0, "command_errors": 0, "route_wins": 0}
+        self.stats = {"controlled": 0, "commands": 0, "command_errors": 0, "route_wins": 0,
+                      "lost": 0}
+        self._checking: set[str] = set()                    # nodes whose calls are checked
 
     def start(self) -> None:
         return None
@@ -266,6 +296,36 @@ class ControlManager:
         call = self.calls.get(event.uuid or "")
         if call is not None:
             call.event(event)
+
+    def on_node_state(self, node: EslNode, state: str) -> None:
+        """A node's event socket went away: check its controlled calls (module doc)."""
+        if state == "connected" or node.name in self._checking:
+            return
+        if any(c.node is node and not c.hungup for c in self.calls.values()):
+            self._checking.add(node.name)
+            gevent.spawn(self._check_lost, node)
+
+    def _check_lost(self, node: EslNode) -> None:
+        try:
+            back = node.wait_connected(NODE_LOST_GRACE)
+            for control in [c for c in self.calls.values() if c.node is node and not c.hungup]:
+                if back and self._still_there(node, control.call_id):
+                    continue
+                self.stats["lost"] += 1
+                control.lost(f"FreeSWITCH {node.name} " + (
+                    "restarted without the call" if back else
+                    f"away for {NODE_LOST_GRACE:.0f} s"))
+        finally:
+            self._checking.discard(node.name)
+
+    @staticmethod
+    def _still_there(node: EslNode, call_id_: str) -> bool:
+        if not _UUID.fullmatch(call_id_):
+            return False
+        try:
+            return node.api(f"uuid_exists {call_id_}").strip() == "true"
+        except (EslError, OSError, ValueError):
+            return False
 
     # -- control ----------------------------------------------------------------------------
     def take(self, call_id_: str, node: EslNode, profile: str) -> CallControl:

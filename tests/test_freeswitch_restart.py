@@ -106,3 +106,42 @@ def test_freeswitch_killed_mid_call_and_restarted(freeswitch: fskit.Platform, re
     # nothing more was ever heard of the call that died with the old process
     sink.settle(0.5)
     assert events_of(sink, realm)[killed_call] == before
+
+
+def test_call_under_control_ends_when_freeswitch_dies(freeswitch: fskit.Platform,
+                                                      realm: str, sink: EventSink) -> None:
+    """The auto-attendant waits for digits when FreeSWITCH is killed: FreeSWITCH sends no
+    hangup, so the bridge, once the node is back without the call, ends the call's control
+    with a CHANNEL_HANGUP_COMPLETE (cause CRASH) and the whapp ends instead of waiting."""
+    provisioning.create_device(realm, "1000", password="pw-1000")
+    provisioning.add_number("5000", realm, "app:attendant")
+    caller = freeswitch.sipp.start("uac_dtmf_info.xml", server=False, port=udp_port(),
+                                   service="5000", user="1000", password="pw-1000",
+                                   variables={"realm": realm, "caller": "1000"}, timeout=60)
+    whapp_log = freeswitch.workers[1]
+    try:
+        def collecting() -> str | None:
+            sink.drain(len(sink.messages) + 1, timeout=0.3)
+            for m in sink.messages:
+                if m.get("Application-Name") == "play_and_collect_digits" and \
+                        (m.get("Custom-Channel-Vars") or {}).get("Realm") == realm:
+                    return m["Call-ID"]
+            return None
+
+        call_id = support.wait_until(collecting, timeout=30, what="the attendant to listen")
+        ended_before = whapp_log.output().count("whapp attendant ended")
+        freeswitch.fs.kill()
+    finally:
+        caller.stop()
+    freeswitch.fs.restart()
+    freeswitch.wait_connected(timeout=90)
+
+    def hangup() -> dict | None:
+        sink.drain(len(sink.messages) + 1, timeout=0.3)
+        return next((m for m in sink.messages if m.get("Call-ID") == call_id
+                     and m.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"), None)
+
+    event = support.wait_until(hangup, timeout=60, what="the lost call's hangup")
+    assert event["Hangup-Cause"] == "CRASH", event
+    support.wait_until(lambda: whapp_log.output().count("whapp attendant ended") > ended_before,
+                       timeout=30, what="the attendant to end")
