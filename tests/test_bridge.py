@@ -169,7 +169,7 @@ def test_dialplan_bridge_park_error(bridge: dict, fixtures_dir: Path, realm: str
     bridges = [data for app, data in acts if app == "bridge"]
     assert len(bridges) == 1 and "sip:1001@127.0.0.1:5071;transport=UDP" in bridges[0]
     assert ("set", "hangup_after_bridge=true") in acts
-    assert acts[-1][0] == "respond"
+    assert acts[-1] == ("hangup", "${originate_disposition}")
     context = ET.fromstring(xml).find("./section[@name='dialplan']/context")
     assert context.get("name") == "default"
     request = route_stub.requests[-1]
@@ -231,7 +231,7 @@ def test_hostile_caller_id_cannot_inject(bridge: dict, fixtures_dir: Path, realm
     bridges = [data for app, data in acts if app == "bridge"]
     assert len(bridges) == 1, acts
     assert bridges[0].endswith("]sofia/internal/sip:1002@198.51.100.1")
-    assert [app for app, _ in acts] == ["set", "set", "set", "bridge", "respond"]
+    assert [app for app, _ in acts] == ["set", "set", "set", "bridge", "hangup"]
     assert b"${system" not in xml
 
 

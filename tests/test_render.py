@@ -193,11 +193,11 @@ def test_bridge_with_two_routes(fixtures_dir):
     assert [(e.get("name"), e.get("continue")) for e in extensions] == [
         ("route_1", "true"), ("route_2", "true"), ("bridge_failed", None)]
     actions = fs_hunt(root, "default", "1001")
-    assert [app for app, _ in actions] == ["set", "set", "set", "bridge"] * 2 + ["respond"]
+    assert [app for app, _ in actions] == ["set", "set", "set", "bridge"] * 2 + ["hangup"]
     assert actions[0:3] == [*BASE_SETS, ("set", "bypass_media=false")]
     assert actions[4:7] == [*BASE_SETS, ("set", "bypass_media=true")]
-    assert actions[8] == ("respond", "${bridge_hangup_cause}")
-    assert fs_expand(actions[8][1])[1] == ["bridge_hangup_cause"]
+    assert actions[8] == ("hangup", "${originate_disposition}")
+    assert fs_expand(actions[8][1])[1] == ["originate_disposition"]
 
     first, second = fs_run_dial(actions[3][1]), fs_run_dial(actions[7][1])
     for parsed in (first, second):
@@ -224,7 +224,7 @@ def test_simultaneous_routes_ring_at_once_in_one_bridge():
     extensions = root.findall("section/context/extension")
     assert [e.get("name") for e in extensions] == ["routes", "bridge_failed"]
     actions = fs_hunt(root, "default", "1000")
-    assert [app for app, _ in actions] == ["set", "set", "set", "bridge", "respond"]
+    assert [app for app, _ in actions] == ["set", "set", "set", "bridge", "hangup"]
     (group,) = fs_run_dial(actions[3][1])["groups"]
     assert [(leg["type"], leg["data"]) for leg in group] == [
         ("sofia", f"internal/{phone}") for phone in phones]

@@ -73,7 +73,7 @@ def test_device_registered_gets_its_contact(bridge: dict, fixtures_dir: Path, re
     assert "codec_string=" in data and "PCMU" in data and "OPUS" in data
     assert "leg_timeout=25" in data
     assert "sip_h_X-Whistle-Test=yes" in data
-    assert acts[-1][0] == "respond"
+    assert acts[-1] == ("hangup", "${originate_disposition}")
 
 
 def test_every_phone_of_a_device_rings_at_once(bridge: dict, fixtures_dir: Path, realm: str,

@@ -457,18 +457,25 @@ def test_freeswitch_snippets_parse_and_point_at_the_bridge():
     for path in files:
         ET.parse(path)  # FreeSWITCH refuses a malformed file at load time
     cfg = config.load({})
+    # the per-install values are $${whistle_...} variables, with vars-whistle.xml's defaults
+    defaults = dict(re.findall(r'cmd="set" data="(whistle_\w+)=([^"]*)"',
+                               (DEPLOY / "freeswitch" / "vars-whistle.xml").read_text()))
+
+    def value(param: ET.Element) -> str:
+        return re.sub(r"\$\$\{(\w+)\}", lambda m: defaults[m.group(1)], param.get("value"))
+
     curl = ET.parse(DEPLOY / "freeswitch" / "xml_curl.conf.xml").getroot()
     bindings = {}
     for binding in curl.iter("binding"):
         params = {p.get("name"): p for p in binding.iter("param")}
         url = params["gateway-url"]
-        bindings[url.get("bindings")] = url.get("value")
+        bindings[url.get("bindings")] = value(url)
         assert params["disable-100-continue"].get("value") == "true"
         # mod_xml_curl's timeout is whole seconds; it must outlast the bridge's budget
         assert int(params["timeout"].get("value")) * 1000 > cfg.answer_budget_ms
     assert bindings == {"directory": f"http://{cfg.http_listen}/fs/directory",
                         "dialplan": f"http://{cfg.http_listen}/fs/dialplan"}
-    esl = {p.get("name"): p.get("value") for p in ET.parse(
+    esl = {p.get("name"): value(p) for p in ET.parse(
         DEPLOY / "freeswitch" / "event_socket.conf.xml").getroot().iter("param")}
     host, port, _ = cfg.fs_nodes.split(":")
     assert (esl["listen-ip"], esl["listen-port"]) == (host, port)

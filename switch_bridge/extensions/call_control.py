@@ -12,6 +12,17 @@ queue first) or ``now`` (run at once, beside whatever runs). The next command st
 ``sendmsg``. A command that cannot run produces an ``error`` message (Event-Name
 ``dialplan``) on the call's event stream and the queue moves on. After the hangup nothing
 runs but ``store``; the control queue is removed a few seconds after the call ends.
+
+A FreeSWITCH that dies takes its calls with it and sends no hangup: when a node's event
+socket goes away, its controlled calls are checked once it is back (the node sync reads
+its channels and calls :meth:`CallControl.resume`), or ended after :data:`NODE_LOST_GRACE`
+seconds without it. A call FreeSWITCH no longer has gets a ``CHANNEL_HANGUP_COMPLETE``
+(``Hangup-Cause`` ``CRASH``) from the bridge, so its whapp ends instead of waiting for
+events that will never come.
+
+The name of a call's control queue is kept on its channel (``whistle_control_queue``):
+a bridge that connects to the node later (a restart, a takeover) finds it there and
+controls the call again with the same queue, so the whapp driving it carries on.
 """
 
 from __future__ import annotations
@@ -40,6 +51,9 @@ log = get_logger(__name__)
 
 RUNS_AFTER_HANGUP = frozenset({"store"})
 LINGER_SECONDS = 5.0
+#: Seconds a lost FreeSWITCH node has to come back before its controlled calls are ended.
+NODE_LOST_GRACE = 10.0
+LOST_CAUSE = "CRASH"
 
 
 class ControlledCall:
@@ -69,6 +83,10 @@ class ControlledCall:
     def event(self, event: Event) -> None:
         self.inbox.put(("event", event))
 
+    def lost(self, why: str) -> None:
+        """FreeSWITCH no longer has this call (its node died): end the control."""
+        self.inbox.put(("lost", why))
+
     # -- the call's greenlet ----------------------------------------------------------------
     def run(self) -> None:
         with call_id(self.call_id):
@@ -82,7 +100,7 @@ class ControlledCall:
                 elif kind == "stop":
                     break
                 elif kind == "lost":
-                    self._lost()
+                    self._on_lost(item)
                     break
                 self._advance()
             self.manager.finished(self)
@@ -136,6 +154,19 @@ class ControlledCall:
             self._drop_pending("the call ended before it ran")
             return True
         return False
+
+    def _on_lost(self, why: str) -> None:
+        log.warning("call control ends: %s", why)
+        self.hungup = True
+        self._drop_pending(why)
+        if self.current is not None:       # its completion will never come
+            self._error(self.current, f"{self.current['Application-Name']}: {why}")
+            self.current, self.current_steps, self.current_uuid = None, deque(), None
+        msg = schemas.build("call_event", {
+            "Call-ID": self.call_id, "Hangup-Cause": LOST_CAUSE,
+            "Switch-Hostname": self.node.fs_hostname or self.node.name},
+            **{"App-Name": APP_NAME, "Event-Name": "CHANNEL_HANGUP_COMPLETE"})
+        self.manager.publish_event(msg)
 
     def _advance(self) -> None:
         """Start the next step or command when nothing runs."""
@@ -212,18 +243,6 @@ class ControlledCall:
                                                     "Event-Name": "CHANNEL_EXECUTE_COMPLETE"})
         self.manager.publish_event(built)
 
-    def _lost(self) -> None:
-        """The node no longer has the call (it ended while the bridge could not hear): what
-        waits gets its error, and the whapp its CHANNEL_DESTROY, as if it had come."""
-        self.hungup = True
-        self._drop_pending("the call ended while its node was unreachable")
-        if self.current is not None:
-            self._error(self.current, "the call ended while its node was unreachable")
-            self.current = None
-        destroy = schemas.build("call_event", {"Call-ID": self.call_id},
-                                **{"App-Name": APP_NAME, "Event-Name": "CHANNEL_DESTROY"})
-        self.manager.publish_event(destroy)
-
     def _drop_pending(self, why: str) -> None:
         while self.pending:
             cmd = self.pending.popleft()
@@ -256,7 +275,8 @@ class CallControl(Extension):
         self.calls: dict[str, ControlledCall] = {}
         self.annotations: dict[str, dict[str, Any]] = {}   # event-uuid -> command
         self.stats = {"controlled": 0, "commands": 0, "command_errors": 0, "route_wins": 0,
-                      "resumed": 0}
+                      "resumed": 0, "lost": 0}
+        self._checking: set[str] = set()                    # nodes whose calls are checked
         services.metrics.gauge("whistle_bridge_controlled_calls", "Calls under call control",
                                lambda: len(self.calls))
 
@@ -284,6 +304,24 @@ class CallControl(Extension):
         call = self.calls.get(event.uuid or "")
         if call is not None:
             call.event(event)
+
+    def on_node_state(self, node: EslNode, state: str) -> None:
+        """A node's event socket went away: check its controlled calls (module doc)."""
+        if state == "connected" or node.name in self._checking:
+            return
+        if any(c.node is node and not c.hungup for c in self.calls.values()):
+            self._checking.add(node.name)
+            gevent.spawn(self._check_lost, node)
+
+    def _check_lost(self, node: EslNode) -> None:
+        try:
+            if node.wait_connected(NODE_LOST_GRACE):
+                return      # back: the node sync compares our calls with its channels
+            for control in [c for c in self.calls.values() if c.node is node and not c.hungup]:
+                self.stats["lost"] += 1
+                control.lost(f"FreeSWITCH {node.name} away for {NODE_LOST_GRACE:.0f} s")
+        finally:
+            self._checking.discard(node.name)
 
     # -- control ----------------------------------------------------------------------------
     def take(self, call_id_: str, node: EslNode, profile: str,
@@ -331,7 +369,9 @@ class CallControl(Extension):
         ended = 0
         for control in list(self.calls.values()):
             if control.node is node and control.call_id not in held and not control.hungup:
-                control.inbox.put(("lost", None))
+                self.stats["lost"] += 1
+                control.lost(f"FreeSWITCH {node.name} no longer has the call (it ended while "
+                             "the bridge could not hear)")
                 ended += 1
         return taken, ended
 

@@ -40,7 +40,7 @@ expanded once more when ``switch_core_session_exec`` runs the application
 variables, ours never does). ``set`` expands its value a second time (mod_dptools
 ``base_set``). :func:`switch_bridge.freeswitch.dialstring.protect_expansion` makes values inert for
 each of those expansions; the one ``${...}`` we write on purpose is
-``respond ${bridge_hangup_cause}``.
+``hangup ${originate_disposition}`` (:data:`BRIDGE_FAILED`).
 
 Directory variables are copied onto the channel as they are (mod_sofia
 ``sofia_reg_parse_auth`` adds them to an event with ``switch_event_add_header_string``;
@@ -71,6 +71,17 @@ DEFAULT_CONTEXT = "default"
 DEFAULT_PROFILE = "internal"
 FAILURE_CAUSES = "NORMAL_CLEARING,ORIGINATOR_CANCEL,CRASH"
 NO_HANDLER = (604, "no available handlers")
+#: What a call does when every route of a bridge answer failed (read on FreeSWITCH master,
+#: checked with SIPp in tests/test_freeswitch_calls.py). ``bridge_hangup_cause`` is
+#: never set by FreeSWITCH (a name in switch_types.h, assigned nowhere), so the
+#: ``respond ${bridge_hangup_cause}`` of old only logged "Cannot respond". After a failed
+#: ``bridge``, mod_dptools leaves ``originate_disposition`` (and ``originate_failed_cause``)
+#: = the originate's cause name (USER_BUSY, NO_ANSWER, ORIGINATOR_CANCEL...), and the
+#: callee leg's hangup copies its ``proto_specific_hangup_cause`` (``sip:486``) to the
+#: caller as ``last_bridge_proto_specific_hangup_cause``. Hanging up with the disposition,
+#: mod_sofia answers the unanswered caller with the callee's very SIP code when there is
+#: one (sofia_on_hangup prefers it), else with the code of the cause (NO_ANSWER → 480).
+BRIDGE_FAILED = ("hangup", "${originate_disposition}")
 AUTH_METHODS = ("password", "a1-hash")
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
@@ -307,8 +318,8 @@ def _bridge(answer: Mapping[str, Any], call: Mapping[str, Any]) -> bytes:
             ("bridge", protect_expansion(target)),
         ]
         _extension(context, name, actions, continue_=True)
-    # the one expansion we write on purpose: FreeSWITCH answers with the bridge's cause
-    _extension(context, "bridge_failed", [("respond", "${bridge_hangup_cause}")])
+    # the one expansion we write on purpose: the caller gets the bridge's outcome
+    _extension(context, "bridge_failed", [BRIDGE_FAILED])
     return _bytes(root)
 
 
