@@ -178,7 +178,8 @@ def test_what_a_node_holds_is_answered_as_freeswitch_writes_it(standin):
                                 (46963, "1-15377@127.0.0.1", "1001")):
         standin.register(user, "capture.example.com",
                          f'"" <sip:{user}@127.0.0.1:{port};transport=UDP>', 298.5,
-                         call_id=call_id, agent="whistle-test", network_port=port)
+                         call_id=call_id, agent="whistle-test", network_port=port,
+                         profile="whistle")
     client = Client(standin.port)
     try:
         client.login("HEARTBEAT")
