@@ -31,6 +31,10 @@ writes take a lock (gevent's when monkey-patched), and the Redis client is creat
 per process (recreated after ``fork``) with redis-py's thread-safe connection pool. In a
 gevent process, monkey-patch before the first call so sockets yield. ``stats`` counters
 are best-effort under threads (an increment may rarely be lost), good enough for metrics.
+
+:class:`VersionedHashes` is the other shape, for data written by many processes at once
+(registrations): one Redis hash per key whose fields keep their newest version, compared
+and written atomically by a Lua script, with the same outage handling.
 """
 
 from __future__ import annotations
