@@ -100,14 +100,27 @@ def free_port(kinds: tuple[int, ...] = (socket.SOCK_STREAM, socket.SOCK_DGRAM)) 
     raise RuntimeError("no free port found")
 
 
-def free_udp_range(size: int) -> int:
-    """The first port of ``size`` consecutive UDP ports free now (for RTP)."""
+def free_udp_range(size: int, low: int = 20000, high: int = 32000) -> int:
+    """The first port of ``size`` consecutive UDP ports free now (FreeSWITCH's RTP range).
+
+    Below Linux's ephemeral range (32768-60999), so no port the kernel hands out (SIPp's,
+    the tests' own) can land in it later.
+    """
     rng = secrets.SystemRandom()
     for _ in range(200):
-        start = rng.randrange(20000, 60000 - size, 2)
-        if all(_bindable(p, (socket.SOCK_DGRAM,)) for p in range(start, start + size, 7)):
+        start = rng.randrange(low, high - size, 2)
+        if all(_bindable(p, (socket.SOCK_DGRAM,)) for p in range(start, start + size)):
             return start
     raise RuntimeError("no free UDP port range found")
+
+
+def sipp_media_port() -> int:
+    """A base for SIPp's media: SIPp binds it and the next three (RTCP, video RTP/RTCP)."""
+    for _ in range(200):
+        base = free_port((socket.SOCK_DGRAM,)) & ~1
+        if all(_bindable(p, (socket.SOCK_DGRAM,)) for p in range(base, base + 4)):
+            return base
+    raise RuntimeError("no free UDP ports for SIPp's media")
 
 
 # --------------------------------------------------------------------------- prompts
@@ -481,7 +494,7 @@ class Sipp:
         if not server:
             argv.append(f"127.0.0.1:{self.fs.sip_port}")
         argv += ["-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
-                 "-mp", str(media_port or free_port((socket.SOCK_DGRAM,))),
+                 "-mp", str(media_port or sipp_media_port()),
                  "-m", str(calls), "-timeout", f"{int(timeout)}s", "-timeout_error",
                  "-nostdin", "-trace_msg", "-message_file", str(messages),
                  "-trace_err", "-error_file", str(errors)]
