@@ -58,7 +58,7 @@ def bridge_cmd() -> None:
 
 
 def _register() -> None:
-    from whistle_tasks.cli import apps, ask, imports, maintenance, ops, provision, status
+    from whistle_tasks.cli import apps, ask, cdr, imports, maintenance, ops, provision, status
 
     provision.register(main)
     ask.register(main)
@@ -67,6 +67,7 @@ def _register() -> None:
     ops.register(main)
     status.register(main)
     apps.register(main)
+    cdr.register(main)
 
 
 _register()
