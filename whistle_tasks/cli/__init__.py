@@ -58,7 +58,7 @@ def bridge_cmd() -> None:
 
 
 def _register() -> None:
-    from whistle_tasks.cli import apps, ask, cdr, imports, maintenance, ops, provision, status
+    from whistle_tasks.cli import api, apps, ask, cdr, imports, maintenance, ops, provision, status
 
     provision.register(main)
     ask.register(main)
@@ -68,6 +68,7 @@ def _register() -> None:
     status.register(main)
     apps.register(main)
     cdr.register(main)
+    api.register(main)
 
 
 _register()
