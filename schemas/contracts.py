@@ -32,9 +32,9 @@ from typing import Any
 from schemas.authn import identity
 from schemas.contract import Contract
 from schemas.keys import (
+    CALL_MANAGE_BINDING,
     CALLMGR,
     ORIGINATE_KEY,
-    CALL_MANAGE_BINDING,
     TARGETED,
     authn_req_key,
     call_manage_key,

@@ -324,7 +324,8 @@ class Couch:
 
         A file is one design document; its ``whistle_databases`` list names the databases
         it belongs in (``account`` means every account database, done when an account is
-        created; ``modb`` every monthly CDR database, done when one is created). A document is written only when it differs from the stored one. Returns
+        created; ``modb`` every monthly CDR database, done when one is created). A document
+        is written only when it differs from the stored one. Returns
         ``{"<db>/<ddoc id>": "created" | "updated" | "unchanged"}``.
         """
         done: dict[str, str] = {}
