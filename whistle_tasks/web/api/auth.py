@@ -52,8 +52,8 @@ def account(account_id: str) -> dict[str, Any]:
     """The account document ``account_id`` if this key may see it, else 404."""
     who = principal()
     if not who.is_system and who.account_id != account_id:
-        abort(404, message=f"no account {account_id}")
+        abort(404, message="no such account")
     doc = get_couch().get_or_none("accounts", account_id)
     if not doc or doc.get("pvt_type") != "account" or doc.get("pvt_deleted"):
-        abort(404, message=f"no account {account_id}")
+        abort(404, message="no such account")
     return doc

@@ -128,7 +128,7 @@ class CdrOne(MethodView):
             1, settings.cdr_retention_months or 24), time.time())
         found = cdrs.get(account["_id"], cdr_id, months=months)
         if found is None:
-            abort(404, message=f"no record {cdr_id}")
+            abort(404, message="no such record")
         return found
 
 
@@ -152,7 +152,7 @@ def _own_call(account: dict[str, Any], call_id: str) -> dict[str, Any]:
     except redis.RedisError as exc:
         abort(503, message=f"the live index of calls is not available: {exc}")
     if call is None or call.get("account_id") != account["_id"]:
-        abort(404, message=f"no call {call_id} in progress")
+        abort(404, message="no such call in progress")
     return call
 
 

@@ -120,7 +120,7 @@ class DeviceOne(MethodView):
         account = auth.account(account_id)
         doc = prov.get_device_by_id(account, device_id)
         if doc is None:
-            abort(404, message=f"no device {device_id}")
+            abort(404, message="no such device")
         return account, doc
 
     @blp.response(200, s.Device)
@@ -186,7 +186,7 @@ class NumberOne(MethodView):
         account = auth.account(account_id)
         doc = prov.get_number(number, account["realm"])
         if doc is None:
-            abort(404, message=f"no number {number}")
+            abort(404, message="no such number")
         return number_view(doc)
 
     @blp.response(204)
@@ -195,7 +195,7 @@ class NumberOne(MethodView):
         try:
             prov.delete_number(number, account["realm"])
         except ProvisioningError as exc:
-            abort(404, message=str(exc))
+            abort(404, message="no such number")
 
 
 # --- registrations ------------------------------------------------------------------------
