@@ -194,7 +194,7 @@ class NumberOne(MethodView):
         account = auth.account(account_id)
         try:
             prov.delete_number(number, account["realm"])
-        except ProvisioningError as exc:
+        except ProvisioningError:
             abort(404, message="no such number")
 
 
