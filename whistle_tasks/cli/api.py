@@ -14,15 +14,10 @@ from whistle_tasks.core.config import settings
 
 def gunicorn_argv(python: str = sys.executable, listen: str | None = None,
                   workers: int | None = None) -> list[str]:
-    """The command that serves the API: gunicorn with gevent workers (the live event
-    streams hold a connection each; a gevent worker keeps thousands)."""
-    return [python, "-m", "gunicorn", "--worker-class", "gevent",
-            "--workers", str(workers or settings.api_workers),
-            "--bind", listen or settings.api_listen, "--graceful-timeout", "5",
-            "--timeout", "60", "--limit-request-line", "4094", "--no-control-socket",
-            "--access-logfile", "-",
-            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
-            "whistle_tasks.web.api.app:create_app()"]
+    """The command that serves the API (as ``whistle up`` runs it)."""
+    from whistle_tasks.ops.supervisor import api_argv
+
+    return api_argv(settings, python, listen, workers)
 
 
 @click.command("api")
