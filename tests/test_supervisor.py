@@ -413,7 +413,8 @@ def test_whistle_up_refuses_to_start_without_redis():
     port = free_port()  # nothing listens there
     env = {**os.environ, "WHISTLE_REDIS_URL": f"redis://:n0tshown@127.0.0.1:{port}/15"}
     proc = subprocess.run([WHISTLE, "up", "--no-bridge", "--no-flower", "--no-api",
-                           "--no-beat"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+                           "--no-beat"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode != 0
     assert f"Redis is not answering on 127.0.0.1:{port}" in proc.stderr
     assert f"redis-server --daemonize yes --bind 127.0.0.1 --port {port}" in proc.stderr
