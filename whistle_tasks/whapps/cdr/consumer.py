@@ -38,6 +38,7 @@ log = get_logger(__name__)
 HANGUP_QUEUE = "cdr.hangups"
 CALLS_QUEUE = "cdr.calls"
 HANGUP_BINDING = "call.CHANNEL_HANGUP_COMPLETE.*"
+LIVE_LINGER = 0.05  # seconds the live index waits to apply events together
 
 
 def hangup_queue() -> Queue:
@@ -68,6 +69,7 @@ class HangupConsumer:
         self._pending: list[tuple[Any, Any]] = []   # (message, decoded body or raw)
         self._live: list[tuple[Any, Any]] = []
         self._oldest = 0.0
+        self._live_oldest = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> HangupConsumer:
@@ -101,16 +103,20 @@ class HangupConsumer:
             amqp.declare_exchanges(conn)
             channel = conn.channel()
             channel.basic_qos(0, self.batch * 2, False)
-            queues = [hangup_queue()(channel)]
+            hangup_queue()(channel).declare()
+            tags = [(channel, channel.basic_consume(HANGUP_QUEUE, callback=self._on_hangup))]
+            # the live index on a channel of its own: an ack of several hangups at once
+            # ("multiple") must never cover a live event, nor the other way round
+            live_channel = None
             if self.live_index:
-                queues.append(calls_queue()(channel))
-            for q in queues:
-                q.declare()
-            consumer_tags = [channel.basic_consume(HANGUP_QUEUE, callback=self._on_hangup)]
-            if self.live_index:
-                consumer_tags.append(channel.basic_consume(CALLS_QUEUE, callback=self._on_call))
+                live_channel = conn.channel()
+                live_channel.basic_qos(0, 1000, False)
+                calls_queue()(live_channel).declare()
+                tags.append((live_channel, live_channel.basic_consume(
+                    CALLS_QUEUE, callback=self._on_call)))
             log.info("cdr consumer: consuming %s (batch %d, linger %.0f ms)",
-                     ", ".join(q.name for q in queues), self.batch, self.linger * 1000)
+                     ", ".join([HANGUP_QUEUE] + ([CALLS_QUEUE] if self.live_index else [])),
+                     self.batch, self.linger * 1000)
             last_heartbeat = time.monotonic()
             while not self._stop.is_set():
                 try:
@@ -120,20 +126,25 @@ class HangupConsumer:
                 if time.monotonic() - last_heartbeat > 10:
                     conn.heartbeat_check()
                     last_heartbeat = time.monotonic()
-                self._flush_live(channel)
+                if self._live and (len(self._live) >= 500
+                                   or time.monotonic() - self._live_oldest >= LIVE_LINGER):
+                    self._flush_live(live_channel)
                 if self._pending and (len(self._pending) >= self.batch
                                       or time.monotonic() - self._oldest >= self.linger):
                     self._flush(channel)
             if self._pending:
                 self._flush(channel)
-            for tag in consumer_tags:
+            for ch, tag in tags:
                 with contextlib.suppress(Exception):
-                    channel.basic_cancel(tag)
+                    ch.basic_cancel(tag)
 
     def _wait_for(self) -> float:
-        if not self._pending:
-            return 1.0
-        return max(0.001, self.linger - (time.monotonic() - self._oldest))
+        waits = [1.0]
+        if self._pending:
+            waits.append(self.linger - (time.monotonic() - self._oldest))
+        if self._live:
+            waits.append(LIVE_LINGER - (time.monotonic() - self._live_oldest))
+        return max(0.001, min(waits))
 
     def _on_hangup(self, message: Any) -> None:  # noqa: ANN401
         if not self._pending:
@@ -142,6 +153,8 @@ class HangupConsumer:
         self.stats["events"] += 1
 
     def _on_call(self, message: Any) -> None:  # noqa: ANN401
+        if not self._live:
+            self._live_oldest = time.monotonic()
         self._live.append((message, _decode(message.body)))
 
     def _flush(self, channel: Any) -> None:  # noqa: ANN401
@@ -185,8 +198,7 @@ class HangupConsumer:
             self.stats["live"] += live.apply([b for _, b in items if isinstance(b, dict)])
         except Exception as exc:  # noqa: BLE001 - the index is best effort, never a crash
             log.warning("live calls index not updated (%s): %s", type(exc).__name__, exc)
-        for message, _ in items:
-            channel.basic_ack(message.delivery_tag)
+        channel.basic_ack(items[-1][0].delivery_tag, multiple=True)
 
 
 def _decode(body: Any) -> Any:  # noqa: ANN401
