@@ -28,7 +28,6 @@ from bench.common import (  # noqa: E402 - the bench environment first
     VENV_BIN,
     Proc,
     reset_bench_resources,
-    wait_consumers,
 )
 from whistle_tasks.core import amqp  # noqa: E402
 from whistle_tasks.core.couch import get_couch  # noqa: E402
@@ -103,34 +102,38 @@ def main() -> None:
                 pass
     now = time.time()
     month = cdrs.month_of(now)
+    publisher = amqp.Publisher(BENCH_ENV["WHISTLE_AMQP_URL"], confirm=True)
+    from whistle_tasks.whapps.cdr.consumer import calls_queue, hangup_queue
+
+    with Connection(BENCH_ENV["WHISTLE_AMQP_URL"]) as conn:   # declared: nothing is lost
+        hangup_queue()(conn.channel()).declare()
+        calls_queue()(conn.channel()).declare()
+    # 2 first: the burst waits in the queue, then a worker starts and drains it
+    msgs = [event(i, now) for i in range(args.burst)]
+    publish(publisher, msgs, None)
+    t0 = time.monotonic()
     proc = Proc("cdr-worker", [str(VENV_BIN / "celery"), "-A", "whistle_tasks", "worker", "-Q",
                                "cdr", "-P", "threads", "-c", "2", "-n", "bench-cdr@%h", "-l",
                                "INFO", "--without-mingle", "--without-gossip"],
                 env={"WHISTLE_LOG_LEVEL": "INFO"}, ready="cdr consumer: consuming")
-    wait_consumers("cdr.hangups", 1)
-    publisher = amqp.Publisher(BENCH_ENV["WHISTLE_AMQP_URL"], confirm=True)
+    started = time.monotonic()
     try:
+        written, done = wait_written(args.burst, month, 600)
+        burst_rate = written / (done - started)
+        print(f"burst: {args.burst} events queued, then a cdr worker started "
+              f"({started - t0:.1f} s) and wrote {written} records in {done - started:.1f} s "
+              f"→ {burst_rate:.0f} records/s, {args.burst - written} lost")
         # 1. open loop at the target rate
         n = int(args.rate * args.seconds)
         msgs = [event(i, now) for i in range(n)]
+        before = count_records(month)
         t0 = time.monotonic()
         last_sent = publish(publisher, msgs, args.rate)
         sent_rate = n / (last_sent - t0)
-        written, done = wait_written(n, month, 120)
+        written, done = wait_written(before + n, month, 120)
         print(f"open loop {args.rate:.0f}/s for {args.seconds:.0f} s: {n} events sent at "
-              f"{sent_rate:.0f}/s, {written} records written, {n - written} lost; last record "
-              f"{(done - last_sent) * 1000:.0f} ms after the last event")
-        # 2. burst
-        msgs = [event(i, now) for i in range(args.burst)]
-        before = count_records(month)
-        t0 = time.monotonic()
-        last_sent = publish(publisher, msgs, None)
-        written, done = wait_written(before + args.burst, month, 300)
-        burst_rate = (written - before) / (done - t0)
-        print(f"burst of {args.burst}: published in {last_sent - t0:.1f} s "
-              f"({args.burst / (last_sent - t0):.0f}/s), {written - before} written in "
-              f"{done - t0:.1f} s → {burst_rate:.0f} records/s, "
-              f"{before + args.burst - written} lost")
+              f"{sent_rate:.0f}/s, {written - before} records written, {before + n - written} "
+              f"lost; last record {(done - last_sent) * 1000:.0f} ms after the last event")
     finally:
         publisher.close()
         proc.stop()
