@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,6 +175,16 @@ def test_devices_and_numbers_go_through_provisioning(api: str,
     wrong = requests.post(f"{url}/numbers", headers=a.headers, timeout=10,
                           json={"number": "2001", "to": "device:nobody"})
     assert wrong.status_code == 400 and "to" in wrong.json()["errors"]["json"]
+    csv_file = b"username,password,name\n6001,pw,One\n6002,,Two\n6001,pw,Again\n"
+    imported = requests.post(f"{url}/devices/import", headers=a.headers, data=csv_file,
+                             timeout=30)
+    assert imported.status_code == 200, imported.text
+    summary = imported.json()
+    assert (summary["created"], summary["skipped"], summary["failed"]) == (1, 1, 1)
+    assert {p["line"] for p in summary["problems"]} == {3, 4}
+    other = requests.post(f"{url}/devices/import", headers=a.headers, timeout=30,
+                          data=b"realm,username,password\nelsewhere.example.com,6100,pw\n")
+    assert other.status_code == 422 and "realm" in other.json()["errors"]["body"]
     assert get(api, f"/v1/accounts/{a.id}/numbers/2000", a).status_code == 200
     assert requests.delete(f"{url}/numbers/2000", headers=a.headers,
                            timeout=10).status_code == 204
@@ -225,6 +236,25 @@ def test_a_call_streams_live_and_leaves_a_record(api: str, tenants: tuple[Tenant
         theirs.close()
 
 
+def test_a_call_is_transferred_through_the_bridge_that_has_it(
+        api: str, tenants: tuple[Tenant, Tenant], switch: Switch, standin: Any) -> None:  # noqa: ANN401
+    a, _ = tenants
+    call = switch.ring(a.id, "1000", "2000")
+    support.wait_until(lambda: get(api, f"/v1/accounts/{a.id}/calls/{call}", a
+                                   ).status_code == 200, 10, what="the call listed")
+    url = f"{api}/v1/accounts/{a.id}/calls/{call}/transfer"
+    bad = requests.post(url, headers=a.headers, json={"to": "20 00; hangup"}, timeout=10)
+    assert bad.status_code == 422 and "to" in bad.json()["errors"]["json"]
+    done = requests.post(url, headers=a.headers, json={"to": "3000"}, timeout=10)
+    assert done.status_code == 200, done.text
+    sent = standin.wait_for_command(lambda c: c.verb == "api" and "uuid_transfer" in c.args)
+    assert sent.args == f"uuid_transfer {call} 3000 XML default"
+    switch.hangup(call)
+    gone = requests.delete(f"{api}/v1/accounts/{a.id}/calls/{uuid.uuid4()}", headers=a.headers,
+                           timeout=10)
+    assert gone.status_code == 404
+
+
 def _fill(path: str, ids: dict[str, str]) -> str:
     for name, value in ids.items():
         path = path.replace("{" + name + "}", value)
@@ -238,6 +268,11 @@ BODIES = {
     ("patch", "/v1/accounts/{account_id}/devices/{device_id}"): {"enabled": False},
     ("post", "/v1/accounts/{account_id}/numbers"): {"number": "3999", "to": "app:x"},
     ("post", "/v1/accounts/{account_id}/calls/{call_id}/transfer"): {"to": "2000"},
+}
+#: bodies that are not JSON (CSV files)
+RAW_BODIES = {
+    ("post", "/v1/accounts/{account_id}/devices/import"): b"username,password\nx1,pw\n",
+    ("post", "/v1/accounts/{account_id}/numbers/import"): b"number,to\n3998,app:x\n",
 }
 
 
@@ -268,13 +303,17 @@ def test_an_account_key_is_confined_to_its_account(api: str, tenants: tuple[Tena
             for account in ((b.id, a.id) if path.count("{") >= 2 else (b.id,)):
                 if path == "/v1/accounts" and method == "get":
                     continue
+                if path == "/v1/compact":
+                    continue  # tried below, without running a compaction
                 url = api + _fill(path, {"account_id": account, **theirs})
-                resp = requests.request(method, url, headers=a.headers, json=body, timeout=10,
-                                        stream=True)
+                raw = RAW_BODIES.get((method, path))
+                resp = requests.request(method, url, headers=a.headers, timeout=10,
+                                        stream=True, **({"data": raw} if raw else {"json": body}))
                 content = resp.raw.read(65536, decode_content=True).decode("utf-8", "replace")
                 resp.close()
                 tried += 1
-                if path == "/v1/accounts" and method == "post":
+                if path in ("/v1/accounts", "/v1/status", "/v1/compact") and method in (
+                        "post", "get") and "{" not in path:
                     assert resp.status_code == 403, content
                 else:
                     assert resp.status_code == 404, (method, url, resp.status_code, content)
@@ -283,6 +322,7 @@ def test_an_account_key_is_confined_to_its_account(api: str, tenants: tuple[Tena
                         continue  # A's own id, or B's id that A typed in the URL
                     assert secret not in content, (method, url, secret)
     assert tried >= 25
+    assert requests.post(f"{api}/v1/compact", headers=a.headers, timeout=10).status_code == 403
     listing = get(api, "/v1/accounts", a).json()["data"]
     assert [x["id"] for x in listing] == [a.id]
     # nothing of B's changed
@@ -296,6 +336,15 @@ def test_an_account_key_is_confined_to_its_account(api: str, tenants: tuple[Tena
     assert {a.id, b.id} <= everyone
     assert get(api, f"/v1/accounts/{b.id}/calls/{live}", ops).status_code == 200
     switch.hangup(live)
+
+
+def test_the_operator_sees_the_platform_status(api: str, tenants: tuple[Tenant, Tenant]) -> None:
+    ops = system_headers()
+    ISSUED.append(ops["Authorization"][7:])
+    status = get(api, "/v1/status", ops)
+    assert status.status_code == 200 and "problems" in status.json()
+    assert {q["whapp"] for q in status.json()["queues"]} >= {"registrar", "cdr"}
+    assert get(api, "/v1/status", tenants[0]).status_code == 403
 
 
 def test_health_needs_no_key(api: str) -> None:

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from whistle_tasks.core import log
 from whistle_tasks.core.config import settings
-from whistle_tasks.web.api import auth, calls, provisioning
+from whistle_tasks.web.api import auth, calls, operations, provisioning
 from whistle_tasks.web.api.schemas import CONVERTERS
 
 CONSOLE = Path(__file__).resolve().parent / "console"
@@ -49,6 +49,7 @@ def create_app() -> Flask:
                                                      "pattern": f"^{c.regex}$"})
     api.register_blueprint(provisioning.blp)
     api.register_blueprint(calls.blp)
+    api.register_blueprint(operations.blp)
     app.before_request(auth.check)
 
     @app.errorhandler(RequestEntityTooLarge)
