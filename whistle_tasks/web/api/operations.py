@@ -37,11 +37,15 @@ class ImportSummary(Schema):
 
 
 class Status(Schema):
-    class Meta:
-        unknown = "include"
+    """``whistle status --json``."""
 
     ok = fields.Bool()
     problems = fields.List(fields.Str())
+    amqp_url = fields.Str()
+    bridge = fields.Dict()
+    queues = fields.List(fields.Dict())
+    workers = fields.Dict()
+    registrations = fields.Dict(allow_none=True)
 
 
 class CompactReport(Schema):

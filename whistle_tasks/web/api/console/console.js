@@ -327,7 +327,8 @@ function onFrame(frame) {
   $("event-log").prepend(li);
   if (kind === "registration") loadRegistrations();
   if (kind === "call") {
-    if ($("calls").classList.contains("on")) loadCalls();
+    // the index of calls in progress is updated by the cdr worker a moment after the event
+    if ($("calls").classList.contains("on")) setTimeout(loadCalls, 300);
     if (event.event === "CHANNEL_HANGUP_COMPLETE" && $("cdrs").classList.contains("on")) {
       setTimeout(loadCdrs, 1500);   // the record is written within a batch's linger
     }
@@ -341,6 +342,9 @@ $("device-form").addEventListener("submit", createDevice);
 $("number-form").addEventListener("submit", addNumber);
 $("cdr-form").addEventListener("submit", loadCdrs);
 $("device-more").addEventListener("click", () => loadDevices(false));
+// calls in progress: refreshed every 3 s as well, whatever the stream misses
+setInterval(() => { if (state.account && $("calls").classList.contains("on")) loadCalls(); },
+            3000);
 document.querySelectorAll("nav button").forEach((b) =>
   b.addEventListener("click", () => show(b.dataset.tab)));
 if (state.key) { $("key").value = ""; login(); }
