@@ -325,7 +325,10 @@ function onFrame(frame) {
     ? `${event.event} ${event.caller_id_number || ""} → ${event.callee_id_number || event.dialled_number || ""} (${event.call_id})`
     : `${event.event} ${event.username}@${event.realm}`;
   $("event-log").prepend(li);
-  if (kind === "registration") loadRegistrations();
+  // the stream tells of a registration as the switch reports it, a moment before the
+  // registrar has stored it: read the list again shortly after
+  if (kind === "registration") { setTimeout(loadRegistrations, 500);
+                                 setTimeout(loadRegistrations, 2000); }
   if (kind === "call") {
     // the index of calls in progress is updated by the cdr worker a moment after the event
     if ($("calls").classList.contains("on")) setTimeout(loadCalls, 300);
@@ -342,9 +345,12 @@ $("device-form").addEventListener("submit", createDevice);
 $("number-form").addEventListener("submit", addNumber);
 $("cdr-form").addEventListener("submit", loadCdrs);
 $("device-more").addEventListener("click", () => loadDevices(false));
-// calls in progress: refreshed every 3 s as well, whatever the stream misses
-setInterval(() => { if (state.account && $("calls").classList.contains("on")) loadCalls(); },
-            3000);
+// calls and registrations: refreshed every 3 s as well, whatever the stream misses
+setInterval(() => {
+  if (!state.account) return;
+  if ($("calls").classList.contains("on")) loadCalls();
+  if ($("registrations").classList.contains("on")) loadRegistrations();
+}, 3000);
 document.querySelectorAll("nav button").forEach((b) =>
   b.addEventListener("click", () => show(b.dataset.tab)));
 if (state.key) { $("key").value = ""; login(); }
