@@ -58,7 +58,7 @@ stop-services:
 	@$(SERVICES) down
 
 # the benchmark scripts (bench/ also holds their shared modules)
-BENCHES ?= esl_parse registrar auth_storm event_firehose route_storm register_storm
+BENCHES ?= esl_parse registrar auth_storm event_firehose route_storm register_storm cdr_firehose api_load
 
 bench: $(PY_STAMP) services
 	@$(SERVICES) tools

@@ -16,6 +16,8 @@ REG_QUERY      registrar.reg_query   registration.query.<r>.<u|*>  reg_query_res
 REG_FLUSH      registrar.reg_flush   registration.flush.<realm>    (none)
 ROUTE_WIN      <Server-ID>.route_win (targeted) <Server-ID>        (none)
 ORIGINATE      (bridges' queue)      originate.resource.req        originate_resp, _error
+CALL_HANGUP    (every bridge)        call.manage.<call-id>         call_manage_resp
+CALL_TRANSFER  (every bridge)        call.manage.<call-id>         call_manage_resp
 =============  ====================  ============================  ==========================
 
 Every request may also be answered by the generic ``error`` (it was invalid, or failed).
@@ -31,10 +33,12 @@ from typing import Any
 from schemas.authn import identity
 from schemas.contract import Contract
 from schemas.keys import (
+    CALL_MANAGE_BINDING,
     CALLMGR,
     ORIGINATE_KEY,
     TARGETED,
     authn_req_key,
+    call_manage_key,
     reg_flush_key,
     reg_query_key,
     reg_success_key,
@@ -98,8 +102,17 @@ ORIGINATE = Contract(
     "originate", request="originate_req", answers=("originate_resp", "originate_error"),
     task=None, key=lambda msg: ORIGINATE_KEY, binding=ORIGINATE_KEY)
 
+#: Hang up or transfer a call in progress: every bridge hears it, the one that has the
+#: call acts and answers (schemas.call_manage).
+CALL_HANGUP = Contract(
+    "call_hangup", request="call_hangup_req", answers=("call_manage_resp",), task=None,
+    key=lambda msg: call_manage_key(str(msg.get("Call-ID") or "")), binding=CALL_MANAGE_BINDING)
+CALL_TRANSFER = Contract(
+    "call_transfer", request="call_transfer_req", answers=("call_manage_resp",), task=None,
+    key=lambda msg: call_manage_key(str(msg.get("Call-ID") or "")), binding=CALL_MANAGE_BINDING)
+
 ALL: tuple[Contract, ...] = (AUTHN, ROUTE, REG_SUCCESS, REG_SYNC, REG_QUERY, REG_FLUSH,
-                             ROUTE_WIN, ORIGINATE)
+                             ROUTE_WIN, ORIGINATE, CALL_HANGUP, CALL_TRANSFER)
 
 
 def bindings_of(whapp: str) -> tuple[str, ...]:

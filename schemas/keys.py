@@ -85,6 +85,14 @@ def call_event_key(event_name: str, call_id: str) -> str:
     return routing_key("call", encode_key_word(event_name), encode_key_word(call_id))
 
 
+def call_manage_key(call_id: str) -> str:
+    """``call.manage.<call-id>``: a hang-up or transfer every bridge hears (on callmgr)."""
+    return routing_key("call", "manage", encode_key_word(call_id))
+
+
+CALL_MANAGE_BINDING = "call.manage.*"
+
+
 def conf_change_key(action: str, doc_type: str, realm: str, doc_id: str) -> str:
     return routing_key("doc", encode_key_word(action), encode_key_word(doc_type),
                        encode_key_word(realm or "_"), encode_key_word(doc_id))

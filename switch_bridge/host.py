@@ -32,6 +32,7 @@ import gevent.event
 
 from switch_bridge.extensions.base import Endpoint, Extension, Services
 from switch_bridge.extensions.call_control import CallControl
+from switch_bridge.extensions.call_manage import CallManage
 from switch_bridge.extensions.dialplan import Dialplan
 from switch_bridge.extensions.directory import Directory
 from switch_bridge.extensions.events import Events
@@ -88,6 +89,7 @@ class Bridge:
             Dialplan(s, on_park=self.control.on_park),
             self.control,
             Originate(s, self.control),
+            CallManage(s, self.control),
             Events(s, command_of=self.control.command_of),
             NodeSync(s, self.control),
         ]

@@ -35,6 +35,7 @@ def test_every_family_is_registered():
         "resource_error", "error", "dialplan_error", "doc_created", "doc_edited", "doc_deleted",
         "answer", "hangup", "park", "progress", "play", "tones", "record",
         "play_and_collect_digits", "say", "sleep", "respond", "set", "bridge", "queue", "noop",
+        "call_hangup_req", "call_transfer_req", "call_manage_resp",
     }
     assert set(schemas.names()) == expected
     assert len(schemas.names()) == len(expected)  # no duplicates
@@ -270,6 +271,9 @@ SAMPLES: dict[str, dict] = {
     "bridge": {"Call-ID": "c1", "Endpoints": [_ENDPOINT]},
     "queue": {"Call-ID": "c1", "Commands": [{"Application-Name": "answer"},
                                             {"Application-Name": "play", "Media-Name": "m"}]},
+    "call_hangup_req": {"Call-ID": "c1"},
+    "call_transfer_req": {"Call-ID": "c1", "Transfer-To": "2000"},
+    "call_manage_resp": {"Call-ID": "c1", "Result": "ok"},
 }
 
 

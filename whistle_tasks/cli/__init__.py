@@ -59,9 +59,11 @@ def bridge_cmd() -> None:
 
 def _register() -> None:
     from whistle_tasks.cli import (
+        api,
         apps,
         ask,
         calls,
+        cdr,
         imports,
         maintenance,
         ops,
@@ -77,6 +79,8 @@ def _register() -> None:
     ops.register(main)
     status.register(main)
     apps.register(main)
+    cdr.register(main)
+    api.register(main)
 
 
 _register()

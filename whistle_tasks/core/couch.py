@@ -43,6 +43,8 @@ from whistle_tasks.core.log import get_logger
 log = get_logger(__name__)
 
 VIEWS_DIR = Path(__file__).resolve().parents[2] / "views"
+#: ``whistle_databases`` entries that name a kind of database, not one database
+KINDS = ("account", "modb")
 SYSTEM_DATABASES = ("accounts", "sip_auth", "registrations", "numbers", "system_config")
 
 
@@ -329,14 +331,15 @@ class Couch:
 
         A file is one design document; its ``whistle_databases`` list names the databases
         it belongs in (``account`` means every account database, done when an account is
-        created). A document is written only when it differs from the stored one. Returns
+        created; ``modb`` every monthly CDR database, done when one is created). A document
+        is written only when it differs from the stored one. Returns
         ``{"<db>/<ddoc id>": "created" | "updated" | "unchanged"}``.
         """
         done: dict[str, str] = {}
         for path in sorted(views_dir.glob("*.json")):
             ddoc = json.loads(path.read_text())
             for db in ddoc.get("whistle_databases", []):
-                if db == "account":
+                if db in KINDS:
                     continue
                 self.ensure_db(db)
                 done[f"{db}/{ddoc['_id']}"] = self.install_design(db, ddoc)

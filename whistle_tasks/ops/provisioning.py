@@ -255,6 +255,31 @@ def list_devices(realm: str | None = None) -> list[dict[str, Any]]:
     return [{"realm": row["key"][0], "username": row["key"][1], **row["value"]} for row in rows]
 
 
+def list_devices_page(realm: str, limit: int, after: str | None = None
+                      ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a realm's devices, by username: ``(devices, last username or None)``.
+
+    ``after`` is the last username of the previous page (the API's cursor); the view is
+    read from there, so a page costs the same at the 10,000th device as at the first.
+    """
+    realm = realm.lower()
+    start = [realm, after] if after else [realm]
+    rows = get_couch().view("sip_auth", "credentials", "by_realm_user", startkey=start,
+                            endkey=[realm, {}], limit=limit + 1 + (1 if after else 0))
+    rows = [r for r in rows if not after or r["key"][1] != after][:limit + 1]
+    more = len(rows) > limit
+    page = [{"realm": r["key"][0], "username": r["key"][1], **r["value"]} for r in rows[:limit]]
+    return page, (page[-1]["username"] if more and page else None)
+
+
+def get_device_by_id(account: dict[str, Any], device_id: str) -> dict[str, Any] | None:
+    """A device of ``account`` by its id (its ``sip_auth`` document), or None."""
+    doc = get_couch().get_or_none("sip_auth", device_id)
+    if not doc or doc.get("pvt_type") != "device" or doc.get("pvt_account_id") != account["_id"]:
+        return None
+    return doc
+
+
 # --- numbers ------------------------------------------------------------------------------
 
 def parse_target(target: str) -> dict[str, Any]:
@@ -333,7 +358,13 @@ def add_number(number: str, realm: str, target: str, *, invite_format: str | Non
     return saved
 
 
-
+def get_number(number: str, realm: str) -> dict[str, Any] | None:
+    """A number of the realm's account as stored (its exact key), or None."""
+    account = get_account(realm)
+    doc = get_couch().get_or_none(account["pvt_account_db"], number_id(number))
+    if not doc or doc.get("pvt_deleted") or doc.get("pvt_type") != "number":
+        return None
+    return doc
 
 
 def list_numbers(realm: str) -> list[dict[str, Any]]:
