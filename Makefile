@@ -58,7 +58,8 @@ stop-services:
 	@$(SERVICES) down
 
 # the benchmark scripts (bench/ also holds their shared modules)
-BENCHES ?= esl_parse registrar auth_storm event_firehose route_storm callflow_routes callflow_calls
+BENCHES ?= esl_parse registrar auth_storm event_firehose route_storm register_storm cdr_firehose api_load \
+	callflow_routes callflow_calls
 
 bench: $(PY_STAMP) services
 	@$(SERVICES) tools

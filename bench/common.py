@@ -24,7 +24,8 @@ BENCH_ENV = {
                                        "amqp://guest:guest@127.0.0.1:5672/whistle_bench"),
     "WHISTLE_REDIS_URL": os.environ.get("WHISTLE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
     "WHISTLE_COUCH_URL": os.environ.get("WHISTLE_BENCH_COUCH_URL", "http://127.0.0.1:5984"),
-    "WHISTLE_COUCH_PREFIX": "bench_",
+    # several people may benchmark on one machine: each may take a prefix of their own
+    "WHISTLE_COUCH_PREFIX": os.environ.get("WHISTLE_BENCH_COUCH_PREFIX", "bench_"),
     "WHISTLE_LOG_LEVEL": "WARNING",
 }
 os.environ.update(BENCH_ENV)
@@ -99,7 +100,7 @@ def reset_bench_resources() -> None:
             queue.purge()
     base = BENCH_ENV["WHISTLE_COUCH_URL"]
     for name in requests.get(f"{base}/_all_dbs", timeout=10).json():
-        if name.startswith("bench_"):
+        if name.startswith(BENCH_ENV["WHISTLE_COUCH_PREFIX"]):
             requests.delete(f"{base}/{requests.utils.quote(name, safe='')}", timeout=60)
     redis.Redis.from_url(BENCH_ENV["WHISTLE_REDIS_URL"]).flushdb()
 

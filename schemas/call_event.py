@@ -21,6 +21,20 @@ EVENT_NAMES = (
     "CHANNEL_EXECUTE_ERROR",  # synthetic: a command that could not run
 )
 
+#: Optional fields the bridge adds to CHANNEL_HANGUP_COMPLETE only, for the call detail
+#: record (docs/api.md "Call events"): when the channel was created, saw progress, was
+#: answered and hung up (Unix seconds), who hung up (``Hangup-Disposition``: FreeSWITCH's
+#: ``sip_hangup_disposition``, ``send_bye`` = this side hung up, ``recv_bye`` = the far
+#: end did, ``send_cancel``/``recv_cancel``/``send_refuse``/``recv_refuse``), the final SIP
+#: status, the codecs, the far end's user agent, the number dialled and the SIP URIs.
+HANGUP_FIELDS = ("Channel-Created-Time", "Channel-Progress-Time", "Channel-Answered-Time",
+                 "Channel-Hangup-Time", "Hangup-Disposition", "SIP-Status", "Read-Codec",
+                 "Write-Codec", "User-Agent", "Caller-Destination-Number", "From-Uri",
+                 "To-Uri")
+HANGUP_TYPES = {"Channel-Created-Time": NUMBER, "Channel-Progress-Time": NUMBER,
+                "Channel-Answered-Time": NUMBER, "Channel-Hangup-Time": NUMBER,
+                "SIP-Status": INTEGER}
+
 CALL_EVENT = message(
     "call_event", CATEGORY,
     event_name=EVENT_NAMES,
@@ -34,9 +48,12 @@ CALL_EVENT = message(
               "Disposition", "Duration-Seconds", "Billing-Seconds", "Ringing-Seconds",
               "Switch-Hostname",
               # ours: why a CHANNEL_EXECUTE_ERROR's command could not run
-              "Error-Message"),
+              "Error-Message",
+              # what a call detail record needs (CHANNEL_HANGUP_COMPLETE only): HANGUP_FIELDS
+              *HANGUP_FIELDS),
     types={"Timestamp": NUMBER, "Custom-Channel-Vars": SCALARS, "DTMF-Duration": INTEGER,
-           "Duration-Seconds": INTEGER, "Billing-Seconds": INTEGER, "Ringing-Seconds": INTEGER},
+           "Duration-Seconds": INTEGER, "Billing-Seconds": INTEGER, "Ringing-Seconds": INTEGER,
+           **HANGUP_TYPES},
 )
 
 #: Whistle's call detail record, published on CHANNEL_HANGUP_COMPLETE.

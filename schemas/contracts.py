@@ -11,10 +11,13 @@ contract       task                  key                           answers
 AUTHN          registrar.authn_req   authn.req.<realm>             authn_resp, authn_err
 ROUTE          router.route_req      route.req.<realm>             route_resp
 REG_SUCCESS    registrar.reg_success registration.success.<r>.<u>  (none; persistent)
+REG_SYNC       registrar.reg_sync    registration.sync.<hostname>  (none; persistent)
 REG_QUERY      registrar.reg_query   registration.query.<r>.<u|*>  reg_query_resp, _error
 REG_FLUSH      registrar.reg_flush   registration.flush.<realm>    (none)
 ROUTE_WIN      <Server-ID>.route_win (targeted) <Server-ID>        (none)
 ORIGINATE      (bridges' queue)      originate.resource.req        originate_resp, _error
+CALL_HANGUP    (every bridge)        call.manage.<call-id>         call_manage_resp
+CALL_TRANSFER  (every bridge)        call.manage.<call-id>         call_manage_resp
 =============  ====================  ============================  ==========================
 
 Every request may also be answered by the generic ``error`` (it was invalid, or failed).
@@ -30,13 +33,16 @@ from typing import Any
 from schemas.authn import identity
 from schemas.contract import Contract
 from schemas.keys import (
+    CALL_MANAGE_BINDING,
     CALLMGR,
     ORIGINATE_KEY,
     TARGETED,
     authn_req_key,
+    call_manage_key,
     reg_flush_key,
     reg_query_key,
     reg_success_key,
+    reg_sync_key,
     route_req_key,
 )
 from schemas.route import route_realm
@@ -64,6 +70,13 @@ REG_SUCCESS = Contract(
     key=lambda msg: reg_success_key(_lower(msg, "Realm") or "", _lower(msg, "Username") or ""),
     binding="registration.success.*.*", persistent=True)
 
+#: What a FreeSWITCH node holds, each time the bridge connects to it: the registrar
+#: reconciles that node's registrations with it (persistent, like reg_success).
+REG_SYNC = Contract(
+    "reg_sync", request="reg_sync", answers=(), task="registrar.reg_sync",
+    key=lambda msg: reg_sync_key(_lower(msg, "FreeSWITCH-Hostname") or ""),
+    binding="registration.sync.*", persistent=True)
+
 #: Where is a user (or everyone of a realm, or ``all``)?
 REG_QUERY = Contract(
     "reg_query", request="reg_query", answers=("reg_query_resp", "reg_query_error"),
@@ -89,8 +102,17 @@ ORIGINATE = Contract(
     "originate", request="originate_req", answers=("originate_resp", "originate_error"),
     task=None, key=lambda msg: ORIGINATE_KEY, binding=ORIGINATE_KEY)
 
-ALL: tuple[Contract, ...] = (AUTHN, ROUTE, REG_SUCCESS, REG_QUERY, REG_FLUSH, ROUTE_WIN,
-                             ORIGINATE)
+#: Hang up or transfer a call in progress: every bridge hears it, the one that has the
+#: call acts and answers (schemas.call_manage).
+CALL_HANGUP = Contract(
+    "call_hangup", request="call_hangup_req", answers=("call_manage_resp",), task=None,
+    key=lambda msg: call_manage_key(str(msg.get("Call-ID") or "")), binding=CALL_MANAGE_BINDING)
+CALL_TRANSFER = Contract(
+    "call_transfer", request="call_transfer_req", answers=("call_manage_resp",), task=None,
+    key=lambda msg: call_manage_key(str(msg.get("Call-ID") or "")), binding=CALL_MANAGE_BINDING)
+
+ALL: tuple[Contract, ...] = (AUTHN, ROUTE, REG_SUCCESS, REG_SYNC, REG_QUERY, REG_FLUSH,
+                             ROUTE_WIN, ORIGINATE, CALL_HANGUP, CALL_TRANSFER)
 
 
 def bindings_of(whapp: str) -> tuple[str, ...]:

@@ -66,6 +66,10 @@ def reg_success_key(realm: str, user: str) -> str:
     return routing_key("registration", "success", encode_key_word(realm), encode_key_word(user))
 
 
+def reg_sync_key(hostname: str) -> str:
+    return routing_key("registration", "sync", encode_key_word(hostname))
+
+
 def reg_query_key(realm: str, user: str | None = None) -> str:
     return routing_key("registration", "query", encode_key_word(realm),
                        encode_key_word(user) if user else "*")
@@ -79,6 +83,14 @@ def call_event_key(event_name: str, call_id: str) -> str:
     """``call.<EVENT_NAME>.<call-id>`` (event names and UUIDs are plain words: the encoder's
     one-regex fast path keeps them as they are)."""
     return routing_key("call", encode_key_word(event_name), encode_key_word(call_id))
+
+
+def call_manage_key(call_id: str) -> str:
+    """``call.manage.<call-id>``: a hang-up or transfer every bridge hears (on callmgr)."""
+    return routing_key("call", "manage", encode_key_word(call_id))
+
+
+CALL_MANAGE_BINDING = "call.manage.*"
 
 
 def conf_change_key(action: str, doc_type: str, realm: str, doc_id: str) -> str:

@@ -27,6 +27,10 @@ REQUEST_MEDIA = ("process", "proxy", "bypass")
 CALLER_ID_TYPES = ("from", "rpid", "pid")
 RESOURCE_TYPES = ("audio", "video", "sms", "mms", "chat")
 ROUTE_METHODS = ("bridge", "park", "error")
+#: How the ``Routes`` of a bridge answer are dialled: one after the other until one answers
+#: (``single``: a carrier and its backups), or all at once, the first to answer wins
+#: (``simultaneous``: every phone of a user).
+ROUTE_DIAL_METHODS = ("single", "simultaneous")
 PRE_PARK = ("none", "ring_ready", "answer")
 
 #: Optional fields of a route (element of ``Routes``), and the channel-variable sources
@@ -73,8 +77,10 @@ ROUTE_RESP = message(
     required=("Method",),
     # Server-ID (a default header anyway): where the bridge sends route_win.
     optional=("Routes", "Route-Error-Code", "Route-Error-Message", "Custom-Channel-Vars",
-              "Pre-Park", "Ringback-Media", "Transfer-Media", "Server-ID"),
-    values={"Method": ROUTE_METHODS, "Pre-Park": PRE_PARK},
+              "Pre-Park", "Ringback-Media", "Transfer-Media", "Server-ID",
+              "Dial-Endpoint-Method"),
+    values={"Method": ROUTE_METHODS, "Pre-Park": PRE_PARK,
+            "Dial-Endpoint-Method": ROUTE_DIAL_METHODS},
     types={"Routes": nested_list(ROUTE), "Route-Error-Code": INTEGER,
            "Custom-Channel-Vars": SCALARS},
 )

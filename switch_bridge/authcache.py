@@ -80,6 +80,11 @@ class AuthCache:
         self._positive[key] = (time.monotonic() + self.ttl, identity, xml)
         self._identity.setdefault(identity, set()).add(key)
 
+    def identity_of(self, realm: str, user: str) -> tuple[str, str] | None:
+        """The identity (realm, user) the registrar answered for a cached request."""
+        entry = self._positive.get(self.key(realm, user))
+        return entry[1] if entry is not None else None
+
     def _forget(self, key: tuple[str, str]) -> None:
         entry = self._positive.pop(key, None)
         if entry is None:

@@ -12,6 +12,8 @@ in its own file:
     ESL events              → extensions/events.py, extensions/call_control.py,
                               extensions/originate.py
     originate_req           → extensions/originate.py
+    a node (re)connected    → extensions/node_sync.py (registrations, calls, load it
+                              holds) and extensions/directory.py (its directory cache)
 
 The request/reply client is given to the host (``rpc=``) only by the benchmarks' floor,
 which answers from memory to measure the bridge without AMQP (``bench/floor_bridge.py``).
@@ -30,9 +32,11 @@ import gevent.event
 
 from switch_bridge.extensions.base import Endpoint, Extension, Services
 from switch_bridge.extensions.call_control import CallControl
+from switch_bridge.extensions.call_manage import CallManage
 from switch_bridge.extensions.dialplan import Dialplan
 from switch_bridge.extensions.directory import Directory
 from switch_bridge.extensions.events import Events
+from switch_bridge.extensions.node_sync import NodeSync
 from switch_bridge.extensions.originate import Originate
 from switch_bridge.freeswitch import translate
 from switch_bridge.freeswitch.esl.node import EslNode
@@ -85,7 +89,9 @@ class Bridge:
             Dialplan(s, on_park=self.control.on_park),
             self.control,
             Originate(s, self.control),
+            CallManage(s, self.control),
             Events(s, command_of=self.control.command_of),
+            NodeSync(s, self.control),
         ]
         endpoints: dict[str, Endpoint] = {"/metrics": self._metrics, "/health": self._health}
         for ext in self.extensions:
@@ -137,7 +143,7 @@ class Bridge:
                 log.exception("%s failed on %s from %s", ext.name, event.name, node.name)
 
     def _on_node_state(self, node: EslNode, state: str) -> None:
-        log.info("FreeSWITCH %s is %s", node.name, state)
+        # the node itself logs the change (one line, with its reason)
         for ext in self.extensions:
             try:
                 ext.on_node_state(node, state)

@@ -52,12 +52,16 @@ class Metrics:
                 recon = GaugeMetricFamily("whistle_bridge_esl_node_reconnects",
                                           "Reconnects of the node's event socket",
                                           labels=["node"])
+                calls = GaugeMetricFamily("whistle_bridge_esl_node_sessions",
+                                          "Sessions on the node (last HEARTBEAT, or read "
+                                          "when the bridge connected)", labels=["node"])
                 for node in nodes():
                     stats = node.stats()
                     up.add_metric([node.name], 1.0 if node.connected else 0.0)
                     seen.add_metric([node.name], float(stats.get("events", 0)))
                     recon.add_metric([node.name], float(stats.get("reconnects", 0)))
-                yield from (up, seen, recon)
+                    calls.add_metric([node.name], float(node.sessions or 0))
+                yield from (up, seen, recon, calls)
 
         self.registry.register(_Nodes())
 

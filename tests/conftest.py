@@ -106,6 +106,24 @@ def bridge(request: pytest.FixtureRequest, standin):  # noqa: ANN001, ANN201
     assert "Traceback" not in proc.output(), proc.output()[-3000:]
 
 
+@pytest.fixture(scope="module")
+def freeswitch(request: pytest.FixtureRequest, whapp_worker):  # noqa: ANN001, ANN201
+    """A private FreeSWITCH configured from deploy/freeswitch/ and the Whistle that answers
+    it (tests/fskit.py), for one test module (its router and call-control workers would
+    answer other modules' requests); skipped where no FreeSWITCH or SIPp is installed
+    (WHISTLE_TEST_FREESWITCH names the install prefix). Its log is kept in test-output/
+    when a test failed."""
+    from tests import fskit
+
+    reason = fskit.missing()
+    if reason:
+        pytest.skip(reason)
+    failed = request.session.testsfailed
+    platform = fskit.Platform("fs").start()
+    yield platform
+    platform.stop(keep_log=request.session.testsfailed > failed)
+
+
 @pytest.fixture()
 def realm() -> str:
     """A new account with a realm of its own."""

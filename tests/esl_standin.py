@@ -18,7 +18,14 @@ What it can do for a test:
   encodes them) or the event frames of a real capture (``replay``), optionally cut at
   random byte boundaries; only to connections subscribed to them, like FreeSWITCH;
 * misbehave: ``drop()`` connections, ``silent = True`` (no byte written: a hung node),
-  ``send_raw()`` broken frames, ``rude = True`` (ACL rejection), ``disconnect()``.
+  ``send_raw()`` broken frames, ``rude = True`` (ACL rejection), ``disconnect()``;
+* hold what a node holds, and answer the commands that ask for it in FreeSWITCH's own
+  formats (captured in ``fixtures/freeswitch/nodesync``): ``registrations``
+  (:class:`Registration`: ``sofia xmlstatus`` / ``sofia xmlstatus profile <p> reg``),
+  ``channels`` (:class:`Channel`, with variables: ``show channels as json``,
+  ``uuid_getvar``, ``uuid_setvar``, ``status``), ``hostname``, ``strmicroepoch``,
+  ``xml_flush_cache`` (recorded in ``flushed``). A ``bgapi originate`` that succeeds adds
+  its channel. Answers configured in ``api_responses`` win over these.
 
 Waiting helpers poll with ``sleep`` (constructor argument): pass ``gevent.sleep`` when
 the caller runs gevent without monkey-patching, so the hub keeps running while it waits.
@@ -163,6 +170,38 @@ class Command:
 
 
 @dataclass
+class Registration:
+    """One registration the stand-in holds (what sofia keeps per contact)."""
+
+    user: str
+    realm: str
+    contact: str                     # as the phone sent it, e.g. '"" <sip:1000@h:5060>'
+    expires_at: float                # Unix seconds
+    call_id: str = field(default_factory=lambda: f"{uuidlib.uuid4().hex[:8]}@127.0.0.1")
+    agent: str = "standin-phone"
+    network_ip: str = "127.0.0.1"
+    network_port: int = 5060
+    profile: str = "internal"
+
+
+@dataclass
+class Channel:
+    """One channel in progress on the stand-in."""
+
+    uuid: str
+    name: str = "sofia/internal/1000@127.0.0.1:5060"
+    variables: dict[str, str] = field(default_factory=dict)
+    application: str = "park"
+    created: float = field(default_factory=time.time)
+
+
+def _xml_text(value: str) -> str:
+    """``switch_amp_encode``: & < > " ' as entities."""
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&apos;"))
+
+
+@dataclass
 class _HeldExecute:
     conn: _Conn
     uuid: str
@@ -294,6 +333,12 @@ class EslStandIn:
         # the completion), "hold" (keep it until release()), "hangup" (a cause: the channel
         # hangs up instead of completing, as a caller hanging up in the middle)
         self.execute_hook: Callable[[str, str, str | None], dict | None] | None = None
+        # what the node holds (see the module docstring)
+        self.registrations: list[Registration] = []
+        self.channels: dict[str, Channel] = {}
+        self.profiles: list[str] = ["internal"]   # the modern captures' profile
+        self.max_sessions = 2000
+        self.flushed: list[str] = []     # xml_flush_cache arguments, in order
         # state
         self.commands: list[Command] = []
         self.accepted = 0
@@ -439,15 +484,14 @@ class EslStandIn:
             if self.api_delay:
                 time.sleep(self.api_delay)
             conn.send(api_response_frame(self._lookup(self.api_responses, cmd.args,
-                                                      self.api_default)))
+                                                      self._model_api)))
         elif verb == "bgapi":
             job = cmd.headers.get("job-uuid") or str(uuidlib.uuid4())
             if self.bgapi_refusal is not None:
                 conn.send(reply_frame(self.bgapi_refusal))
                 return
             conn.send(reply_frame(f"+OK Job-UUID: {job}", [("Job-UUID", job)]))
-            result = self._lookup(self.bgapi_results, cmd.args,
-                                  lambda _: f"+OK {uuidlib.uuid4()}\n")
+            result = self._lookup(self.bgapi_results, cmd.args, self._originated)
             self._later(self.bgapi_delay, self._background_job, conn, job, cmd.args, result)
         elif verb == "sendmsg":
             self._sendmsg(conn, cmd)
@@ -469,6 +513,120 @@ class EslStandIn:
             conn.send(reply_frame("+OK Events Enabled"))
         else:
             conn.send(reply_frame("-ERR command not found"))
+
+    # -- what the node holds, in FreeSWITCH's formats
+
+    def _model_api(self, command: str) -> str:
+        verb, _, args = command.partition(" ")
+        words = args.split()
+        if verb == "hostname":
+            return self.hostname
+        if verb == "strmicroepoch" and not args:
+            return str(int(time.time() * 1_000_000))
+        if verb == "sofia" and words == ["xmlstatus"]:
+            return self._xml_profiles()
+        if verb == "sofia" and len(words) == 4 and words[:2] == ["xmlstatus", "profile"] \
+                and words[3] == "reg":
+            if words[2] not in self.profiles:
+                return "Invalid Profile!\n"
+            return self._xml_registrations(words[2])
+        if verb == "show" and args == "channels as json":
+            return self._json_channels()
+        if verb == "status":
+            return self._status()
+        if verb == "uuid_getvar" and len(words) == 2:
+            channel = self.channels.get(words[0])
+            if channel is None:
+                return "-ERR No such channel!\n"
+            return channel.variables.get(words[1], "_undef_")
+        if verb == "uuid_setvar" and len(words) >= 2:
+            channel = self.channels.get(words[0])
+            if channel is None:
+                return "-ERR No such channel!\n"
+            channel.variables[words[1]] = " ".join(words[2:])
+            return "+OK\n"
+        if verb == "uuid_kill" and words:
+            return "+OK\n" if self.channels.pop(words[0], None) else "-ERR No such channel!\n"
+        if verb == "xml_flush_cache":
+            with self._lock:
+                self.flushed.append(args)
+            return "+OK cleared 0 entries\n"
+        return self.api_default
+
+    def _xml_profiles(self) -> str:
+        rows = "".join(f"<profile>\n<name>{p}</name>\n<type>profile</type>\n"
+                       f"<data>sip:mod_sofia@127.0.0.1:5060</data>\n<state>RUNNING (0)</state>\n"
+                       f"</profile>\n" for p in self.profiles)
+        return f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<profiles>\n{rows}</profiles>\n'
+
+    def _xml_registrations(self, profile: str) -> str:
+        now = time.time()
+        out = ['<?xml version="1.0" encoding="ISO-8859-1"?>\n<profile>\n  <registrations>\n']
+        for reg in list(self.registrations):
+            if reg.profile != profile or reg.expires_at <= now:
+                continue
+            left = int(reg.expires_at - now)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(reg.expires_at))
+            out.append(
+                "    <registration>\n"
+                f"        <call-id>{reg.call_id}</call-id>\n"
+                f"        <user>{reg.user}@{reg.realm}</user>\n"
+                f"        <contact>{_xml_text(reg.contact)}</contact>\n"
+                f"        <agent>{_xml_text(reg.agent)}</agent>\n"
+                f"        <status>Registered(UDP)(unknown) exp({when}) expsecs({left})</status>\n"
+                "        <ping-status>Reachable</ping-status>\n"
+                "        <ping-time>0.00</ping-time>\n"
+                f"        <host>{self.hostname}</host>\n"
+                f"        <network-ip>{reg.network_ip}</network-ip>\n"
+                f"        <network-port>{reg.network_port}</network-port>\n"
+                f"        <sip-auth-user>{fs_url_encode(reg.user)}</sip-auth-user>\n"
+                f"        <sip-auth-realm>{reg.realm}</sip-auth-realm>\n"
+                f"        <mwi-account>{reg.user}@{reg.realm}</mwi-account>\n"
+                "    </registration>\n")
+        out.append("  </registrations>\n</profile>\n")
+        return "".join(out)
+
+    def _json_channels(self) -> str:
+        channels = list(self.channels.values())
+        if not channels:
+            return '{"row_count": 0}\n'
+        rows = [{"uuid": c.uuid, "direction": "outbound",
+                 "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.created)),
+                 "created_epoch": str(int(c.created)), "name": c.name, "state": "CS_EXECUTE",
+                 "cid_name": "Outbound Call", "cid_num": "1000", "ip_addr": "", "dest": "1000",
+                 "application": c.application, "application_data": "", "dialplan": "",
+                 "context": "default", "hostname": self.hostname, "callstate": "ACTIVE",
+                 "call_uuid": c.uuid} for c in channels]
+        return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
+
+    def _status(self) -> str:
+        n = len(self.channels)
+        return ("UP 0 years, 0 days, 0 hours, 1 minute, 0 seconds, 0 milliseconds, "
+                "0 microseconds\n"
+                "FreeSWITCH (Version 1.11.3-dev+standin) is ready\n"
+                f"{n} session(s) since startup\n"
+                f"{n} session(s) - peak {n}, last 5min {n} \n"
+                "0 session(s) per Sec out of max 200, peak 0, last 5min 0 \n"
+                f"{self.max_sessions} session(s) max\n"
+                "min idle cpu 0.00/98.00\n"
+                "Current Stack Size/Max 240K/8192K\n")
+
+    def _originated(self, command: str) -> str:
+        """A ``bgapi originate`` that works: its channel (``origination_uuid``) is held."""
+        import re
+
+        found = re.search(r"origination_uuid=([0-9a-fA-F-]+)", command)
+        call = found.group(1) if found else str(uuidlib.uuid4())
+        if command.startswith("originate"):
+            self.channels[call] = Channel(call)
+        return f"+OK {call}\n"
+
+    def register(self, user: str, realm: str, contact: str, expires: int = 300,
+                 **options: object) -> Registration:
+        """Hold a registration (no event: send ``sofia::register`` yourself if wanted)."""
+        reg = Registration(user, realm, contact, time.time() + expires, **options)  # type: ignore[arg-type]
+        self.registrations.append(reg)
+        return reg
 
     @staticmethod
     def _lookup(table: Mapping[str, str | Callable[[str], str]], command: str,

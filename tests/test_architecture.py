@@ -67,7 +67,8 @@ def test_every_handler_serves_a_contract_and_bindings_come_from_them() -> None:
     tasks = {name for name in app.tasks if not name.startswith("celery.")}
     served = {c.task for c in contracts.ALL if c.task and "{" not in c.task}
     served |= {contracts.ROUTE_WIN.address({}, "callflow")[2]}
-    internal = {"registrar.expire", "maintenance.compact"}     # beat, not requests
+    internal = {"registrar.expire", "maintenance.compact",     # beat, not requests
+                "cdr.retention", "cdr.sweep_calls"}
     assert tasks == served | internal
     for whapp, keys in WHAPP_BINDINGS.items():
         assert set(keys) == {c.binding for c in contracts.ALL if c.whapp == whapp}

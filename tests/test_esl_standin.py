@@ -5,6 +5,7 @@ A plain blocking socket is the client here (no gevent), as a non-gevent test wou
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from switch_bridge.freeswitch.esl import protocol as P
 from tests.esl_standin import (
+    Channel,
     EslStandIn,
     encode_event_json,
     encode_event_plain,
@@ -147,3 +149,66 @@ def test_silence_drop_and_raw_bytes(standin):
     with pytest.raises(EOFError):
         client.next()
     client.close()
+
+
+NODESYNC = Path(__file__).resolve().parent / "fixtures" / "freeswitch" / "nodesync"
+
+
+def _captured(name: str) -> str:
+    (frame,) = P.FrameParser().feed((NODESYNC / f"api_{name}.frame").read_bytes())
+    return frame.body_text
+
+
+def _api(client: Client, command: str) -> str:
+    frame = client.send(P.api(command))
+    assert frame.content_type == "api/response"
+    return frame.body_text
+
+
+def test_what_a_node_holds_is_answered_as_freeswitch_writes_it(standin):
+    """The stand-in's answers to the node-sync commands have the captured bytes, but for
+    what differs between two runs (times, ports, ids)."""
+    import re
+
+    standin.hostname, standin.profiles = "vm", ["whistle"]
+    standin.registrations.clear()
+    standin.channels.clear()
+    for port, call_id, user in ((38525, "1-15375@127.0.0.1", "1000"),
+                                (51079, "1-15376@127.0.0.1", "1000"),
+                                (46963, "1-15377@127.0.0.1", "1001")):
+        standin.register(user, "capture.example.com",
+                         f'"" <sip:{user}@127.0.0.1:{port};transport=UDP>', 298.5,
+                         call_id=call_id, agent="whistle-test", network_port=port,
+                         profile="whistle")
+    client = Client(standin.port)
+    try:
+        client.login("HEARTBEAT")
+
+        def same(text: str) -> str:
+            text = re.sub(r"exp\([^)]*\) expsecs\(\d+\)", "exp(T) expsecs(N)", text)
+            return re.sub(r"mod_sofia@127\.0\.0\.1:\d+", "mod_sofia@H", text)
+
+        assert same(_api(client, "sofia xmlstatus profile whistle reg")) == \
+            same(_captured("sofia_xmlstatus_profile_whistle_reg"))
+        assert same(_api(client, "sofia xmlstatus")) == same(_captured("sofia_xmlstatus"))
+        assert _api(client, "hostname") == _captured("hostname")
+        assert _api(client, "strmicroepoch").isdigit()
+        assert _api(client, "show channels as json") == _captured("show_channels_as_json_idle")
+        assert _api(client, "status").splitlines()[3:6] == \
+            _captured("status_idle").splitlines()[3:6]
+        # a channel: the captured row's keys, its variables
+        standin.channels["u-1"] = Channel("u-1", variables={
+            "whistle_control_queue": "callctl.u-1.ab"})
+        row = json.loads(_api(client, "show channels as json"))["rows"][0]
+        captured = json.loads(_captured("show_channels_as_json_one_call"))
+        assert set(row) <= set(captured["rows"][0])
+        assert _api(client, "uuid_getvar u-1 whistle_control_queue") == "callctl.u-1.ab"
+        assert _api(client, "uuid_getvar u-1 nothing") == _captured("uuid_getvar_unset")
+        assert _api(client, "uuid_getvar u-2 x") == _captured("uuid_getvar_no_channel")
+        assert _api(client, "status").splitlines()[3] == \
+            _captured("status_one_call").splitlines()[3]
+        assert _api(client, "xml_flush_cache id 1000 capture.example.com") == \
+            _captured("xml_flush_cache_user_none")
+        assert standin.flushed == ["id 1000 capture.example.com"]
+    finally:
+        client.sock.close()

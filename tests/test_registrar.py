@@ -134,29 +134,93 @@ def test_cli_change_invalidates_cache(client: support.Client, realm: str) -> Non
     assert authn(client, realm, "4001")["Event-Name"] == "authn_resp"
 
 
+def contacts_of(client: support.Client, realm: str, user: str) -> list[str]:
+    """The contacts reg_query answers for a user, in its order (newest first)."""
+    answer = reg_query(client, Realm=realm, Username=user, Fields=["Contact"])
+    return [reg["Contact"] for reg in answer.get("Fields", [])]
+
+
 def test_registration_store_replace_query_deregister(client: support.Client, realm: str) -> None:
-    reg_success(client, realm, "1000", '"" <sip:1000@192.0.2.10:5060;transport=UDP>')
+    """Every phone of a user is kept (one document per contact), newest first; Expires 0
+    removes that contact only."""
+    desk, soft = "sip:1000@192.0.2.10:5060;transport=UDP", "sip:1000@198.51.100.7:5062"
+    reg_success(client, realm, "1000", f'"" <{desk}>')
     support.wait_until(lambda: len(registration_docs(realm)) == 1, what="registration stored")
     answer = reg_query(client, Realm=realm, Username="1000")
     assert answer["Event-Name"] == "reg_query_resp"
     (reg,) = answer["Fields"]
-    assert reg["Contact"] == "sip:1000@192.0.2.10:5060;transport=UDP"
+    assert reg["Contact"] == desk
     assert reg["User-Agent"] == "test-phone"
     # the same reg_success again: still one document (idempotent)
-    reg_success(client, realm, "1000", '"" <sip:1000@192.0.2.10:5060;transport=UDP>')
-    # a new contact replaces the old one
-    reg_success(client, realm, "1000", "<sip:1000@198.51.100.7:5062>")
-    support.wait_until(lambda: [d["Contact"] for d in registration_docs(realm)]
-                       == ["sip:1000@198.51.100.7:5062"], what="contact replaced")
+    reg_success(client, realm, "1000", f'"" <{desk}>')
+    # a second phone of the same user is kept beside the first, newest first
+    reg_success(client, realm, "1000", f"<{soft}>")
+    support.wait_until(lambda: contacts_of(client, realm, "1000") == [soft, desk],
+                       what="two contacts, the softphone first")
+    # the desk phone re-registers: it is the newest again
+    reg_success(client, realm, "1000", f"<{desk}>")
+    support.wait_until(lambda: contacts_of(client, realm, "1000") == [desk, soft],
+                       what="the desk phone first again")
     reg_success(client, realm, "1001", "<sip:1001@198.51.100.8>")
-    support.wait_until(lambda: len(registration_docs(realm)) == 2, what="second user")
-    assert reg_query(client, Realm=realm)["Count"] == 2
+    support.wait_until(lambda: len(registration_docs(realm)) == 3, what="second user")
+    assert reg_query(client, Realm=realm)["Count"] == 3
     counted = reg_query(client, Realm=realm, **{"Count-Only": True})
-    assert counted["Count"] == 2 and "Fields" not in counted
-    # Expires = 0 deregisters
-    reg_success(client, realm, "1000", "<sip:1000@198.51.100.7:5062>", expires=0)
+    assert counted["Count"] == 3 and "Fields" not in counted
+    # Expires = 0 removes that contact, not the user's other phone
+    reg_success(client, realm, "1000", f"<{soft}>", expires=0)
+    support.wait_until(lambda: contacts_of(client, realm, "1000") == [desk],
+                       what="softphone unregistered")
+    assert len(registration_docs(realm)) == 2
+    reg_success(client, realm, "1000", f"<{desk}>", expires=0)
     support.wait_until(lambda: len(registration_docs(realm)) == 1, what="deregistered")
     assert reg_query(client, Realm=realm, Username="1000")["Event-Name"] == "reg_query_error"
+
+
+def test_concurrent_reordered_registrations_end_with_the_newest(
+        client: support.Client, realm: str) -> None:
+    """Many reg_success of one user, shuffled and sent at once: the worker's threads handle
+    them concurrently and in any order, and every contact always ends with its newest
+    (an un-REGISTER newer than every registration of a contact removes it for good)."""
+    import random
+
+    base = time.time()
+    a, b, c = (f"<sip:2000@192.0.2.{n}:5060>" for n in (21, 22, 23))
+    sends = [(a, i, 300) for i in range(30)] + [(b, i, 300) for i in range(30)]
+    sends += [(b, 15.5, 0)]                           # un-REGISTER between two REGISTERs
+    sends += [(c, i, 300) for i in range(10)] + [(c, 10.5, 0)]   # gone: the newest is Expires 0
+    random.shuffle(sends)
+    for contact, offset, expires in sends:
+        msg = schemas.build("reg_success", {
+            "Realm": realm, "Username": "2000", "Contact": contact, "Expires": expires,
+            "Event-Timestamp": base + offset, "User-Agent": f"ua-{offset}"},
+            **{"App-Name": "test"})
+        client.send(contracts.REG_SUCCESS, msg)
+
+    def settled() -> bool:
+        docs = {d["Contact"]: d for d in registration_docs(realm)}
+        return len(docs) == 2 and all(d.get("User-Agent") == "ua-29" for d in docs.values())
+
+    support.wait_until(settled, timeout=30, what="both live contacts at their newest")
+    queue_drained()
+    answer = reg_query(client, Realm=realm, Username="2000")
+    assert {(r["Contact"], r["User-Agent"]) for r in answer["Fields"]} == {
+        ("sip:2000@192.0.2.21:5060", "ua-29"), ("sip:2000@192.0.2.22:5060", "ua-29")}
+    assert sorted(d["User-Agent"] for d in registration_docs(realm)) == ["ua-29", "ua-29"]
+
+
+def queue_drained() -> None:
+    """Until the registrar's queue holds nothing (every message handled)."""
+    from kombu import Connection
+
+    from whistle_tasks.core.amqp import whapp_queue
+    from whistle_tasks.core.config import settings
+
+    with Connection(settings.amqp_url) as conn:
+        def empty() -> bool:
+            _, messages, _ = whapp_queue("registrar")(conn.channel()).queue_declare(passive=True)
+            return messages == 0
+        support.wait_until(empty, timeout=30, what="registrar queue empty")
+    time.sleep(0.5)  # the last ones taken may still be in a worker thread
 
 
 def test_reg_query_fields_and_nothing_found(client: support.Client, realm: str) -> None:

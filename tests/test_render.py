@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import schemas
 from switch_bridge.freeswitch import render
 from tests.test_dialstring import fs_expand, fs_run_dial
 
@@ -192,11 +193,11 @@ def test_bridge_with_two_routes(fixtures_dir):
     assert [(e.get("name"), e.get("continue")) for e in extensions] == [
         ("route_1", "true"), ("route_2", "true"), ("bridge_failed", None)]
     actions = fs_hunt(root, "default", "1001")
-    assert [app for app, _ in actions] == ["set", "set", "set", "bridge"] * 2 + ["respond"]
+    assert [app for app, _ in actions] == ["set", "set", "set", "bridge"] * 2 + ["hangup"]
     assert actions[0:3] == [*BASE_SETS, ("set", "bypass_media=false")]
     assert actions[4:7] == [*BASE_SETS, ("set", "bypass_media=true")]
-    assert actions[8] == ("respond", "${bridge_hangup_cause}")
-    assert fs_expand(actions[8][1])[1] == ["bridge_hangup_cause"]
+    assert actions[8] == ("hangup", "${originate_disposition}")
+    assert fs_expand(actions[8][1])[1] == ["originate_disposition"]
 
     first, second = fs_run_dial(actions[3][1]), fs_run_dial(actions[7][1])
     for parsed in (first, second):
@@ -209,6 +210,26 @@ def test_bridge_with_two_routes(fixtures_dir):
     assert (leg2["type"], leg2["data"]) == \
         ("sofia", "internal/sip:+14155550100@carrier.example.net")
     assert leg2["vars"] == {"sip_h_X-Account": "acc1", "ecallmgr_Carrier": "c1"}
+
+
+def test_simultaneous_routes_ring_at_once_in_one_bridge():
+    """Every phone of a user: one bridge whose legs are comma-separated (FreeSWITCH rings
+    them together and keeps the first to answer); an undiallable one is left out."""
+    phones = ["sip:1000@192.0.2.1:5060;transport=UDP", "sip:1000@192.0.2.2:5062;ob"]
+    answer = {"Method": "bridge", "Dial-Endpoint-Method": "simultaneous", "Routes": [
+        {"Invite-Format": "username", "To-User": "1000", "To-Realm": "example.com",
+         "Route": phone, "Caller-ID-Name": "Alice"} for phone in phones] + [
+        {"Invite-Format": "route", "Route": "sip:a@h|sofia/gateway/evil/900"}]}
+    root = parse(render.dialplan(answer, CALL))
+    extensions = root.findall("section/context/extension")
+    assert [e.get("name") for e in extensions] == ["routes", "bridge_failed"]
+    actions = fs_hunt(root, "default", "1000")
+    assert [app for app, _ in actions] == ["set", "set", "set", "bridge", "hangup"]
+    (group,) = fs_run_dial(actions[3][1])["groups"]
+    assert [(leg["type"], leg["data"]) for leg in group] == [
+        ("sofia", f"internal/{phone}") for phone in phones]
+    assert all(leg["vars"] == {"effective_caller_id_name": "Alice"} for leg in group)
+    schemas.validate(schemas.build("route_resp", answer, **{"App-Name": "t"}))
 
 
 def test_bridge_uses_the_inbound_profile_and_ringback():

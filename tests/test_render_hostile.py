@@ -9,7 +9,7 @@ For each generated answer the output must
   FreeSWITCH's own attribute decoder (``fs_attr_decode``, from ``switch_xml_decode``);
 - give every attribute its intended value once the documented lossy rules are applied;
 - after FreeSWITCH's expander (``fs_expand``, run once per expansion FreeSWITCH does),
-  expand nothing but the ``${bridge_hangup_cause}`` we write ourselves, and give the
+  expand nothing but the ``${originate_disposition}`` we write ourselves, and give the
   dial strings' variables their intended values (``fs_originate``).
 """
 
@@ -42,7 +42,7 @@ FRAGMENTS = [
     ",", "|", "[", "]", "=", "!", "^^:", "^^!", ":_:", " ", "  ", "%[", "]]>", "<![CDATA[",
     "origination_nested_vars=true", "X-PRE-PROCESS", "x-pre-process", '<X-pre-process cmd="exec"',
     "<?xml", "<include>", "</include>", "<!--#", "-->", "${system(rm -rf /)}", "$${hostname}",
-    "${bridge_hangup_cause}", INJECTION, "\u2028", "\u0085", "\ufffe", "\uffff", "\ud800",
+    "${originate_disposition}", INJECTION, "\u2028", "\u0085", "\ufffe", "\uffff", "\ud800",
     "\udfff", "é", "😀", "\u00a0", "sip:1@h", "@", ":", ";", "/",
 ]
 PIECE = st.one_of(st.sampled_from(FRAGMENTS),
@@ -273,8 +273,8 @@ def test_bridge(context, profile, ccvs, routes, ringback, transfer):
         assert leg["type"] == "sofia"
         assert leg["data"].startswith(f"{profile}/")
         assert leg["vars"] == expected_leg(route)
-    assert actions_of(extensions[-1]) == [("respond", "${bridge_hangup_cause}")]
-    assert fs_expand("${bridge_hangup_cause}")[1] == ["bridge_hangup_cause"]
+    assert actions_of(extensions[-1]) == [("hangup", "${originate_disposition}")]
+    assert fs_expand("${originate_disposition}")[1] == ["originate_disposition"]
 
 
 # -- park and error --------------------------------------------------------------------
@@ -333,7 +333,7 @@ def test_every_field_carries_the_issue_values_as_text(value):
                              {**CALL, "context": value})
     extensions = context_root(bridge, value)
     actions = [a for e in extensions for a in actions_of(e)]
-    assert [app for app, _ in actions] == ["set", "set", "set", "set", "bridge", "respond"]
+    assert [app for app, _ in actions] == ["set", "set", "set", "set", "bridge", "hangup"]
     assert run_set(actions[3][1]) == ("ringback", value)
     parsed = fs_run_dial(actions[4][1])
     assert parsed["globals"]["ecallmgr_Name"] == value

@@ -20,6 +20,8 @@ import schemas
 from schemas import contracts
 from tests import support, xmlcurl
 from tests.bridgekit import actions, dialplan_body
+from tests.test_dialstring import fs_run_dial
+from whistle_tasks.data import registrations
 from whistle_tasks.ops import provisioning
 
 pytestmark = pytest.mark.usefixtures("whapp_worker")
@@ -37,10 +39,9 @@ def register(client: support.Client, realm: str, user: str, contact: str) -> Non
         "Realm": realm, "Username": user, "Contact": contact, "Expires": 3600,
         "Event-Timestamp": time.time(), "Profile-Name": "internal"}, **{"App-Name": "test"})
     client.send(contracts.REG_SUCCESS, msg)
-    from whistle_tasks.data import registrations
-
-    support.wait_until(lambda: registrations.lookup(realm, user), timeout=10,
-                       what=f"{user}@{realm} registered")
+    support.wait_until(lambda: any(r["Contact"] in contact
+                                   for r in registrations.contacts(realm, user)),
+                       timeout=10, what=f"{user}@{realm} registered at {contact}")
 
 
 def dial(port: int, fixtures: Path, realm: str, number: str,
@@ -72,7 +73,25 @@ def test_device_registered_gets_its_contact(bridge: dict, fixtures_dir: Path, re
     assert "codec_string=" in data and "PCMU" in data and "OPUS" in data
     assert "leg_timeout=25" in data
     assert "sip_h_X-Whistle-Test=yes" in data
-    assert acts[-1][0] == "respond"
+    assert acts[-1] == ("hangup", "${originate_disposition}")
+
+
+def test_every_phone_of_a_device_rings_at_once(bridge: dict, fixtures_dir: Path, realm: str,
+                                               client: support.Client) -> None:
+    """A desk phone and a softphone of one user: one bridge that rings both (issue #9)."""
+    provisioning.create_device(realm, "1003", password="pw")
+    provisioning.add_number("1003", realm, "device:1003")
+    register(client, realm, "1003", "<sip:1003@192.0.2.61:5060>")
+    register(client, realm, "1003", "<sip:1003@192.0.2.62:5062;transport=TCP>")
+    support.wait_until(lambda: len(registrations.contacts(realm, "1003")) == 2,
+                       what="both phones registered")
+    acts = dial(bridge["port"], fixtures_dir, realm, "1003")
+    (data,) = bridge_data(acts)
+    # one group of legs (comma-separated: FreeSWITCH rings them together), newest first
+    (group,) = fs_run_dial(data)["groups"]
+    assert [leg["data"] for leg in group] == ["internal/sip:1003@192.0.2.62:5062;transport=TCP",
+                                             "internal/sip:1003@192.0.2.61:5060"]
+    assert all(leg["vars"]["ecallmgr_Account-ID"] for leg in group)
 
 
 def test_device_not_registered_is_480(bridge: dict, fixtures_dir: Path, realm: str) -> None:

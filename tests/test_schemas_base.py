@@ -30,11 +30,12 @@ def raised(func, *args, **kwargs) -> schemas.MessageError:
 def test_every_family_is_registered():
     expected = {
         "authn_req", "authn_resp", "authn_err", "route_req", "route_resp", "route_win",
-        "reg_success", "reg_query", "reg_query_resp", "reg_query_error", "reg_flush",
+        "reg_success", "reg_sync", "reg_query", "reg_query_resp", "reg_query_error", "reg_flush",
         "call_event", "cdr", "originate_req", "originate_resp", "originate_error",
         "resource_error", "error", "dialplan_error", "doc_created", "doc_edited", "doc_deleted",
         "answer", "hangup", "park", "progress", "play", "tones", "record",
         "play_and_collect_digits", "say", "sleep", "respond", "set", "bridge", "queue", "noop",
+        "call_hangup_req", "call_transfer_req", "call_manage_resp",
         "conference", "valet_park",
     }
     assert set(schemas.names()) == expected
@@ -238,6 +239,9 @@ SAMPLES: dict[str, dict] = {
     "route_win": {"Call-ID": "c1", "Control-Queue": "q1"},
     "reg_success": {"Contact": "sip:1000@h", "Event-Timestamp": "1", "Expires": "60",
                     "Realm": "r", "Username": "u"},
+    "reg_sync": {"FreeSWITCH-Hostname": "fs1", "Event-Timestamp": 1, "Registrations": [
+        {"Contact": "sip:1000@h", "Event-Timestamp": 1, "Expires": 60, "Realm": "r",
+         "Username": "u"}]},
     "reg_query": {"Realm": "r", "Fields": ["Contact"]},
     "reg_query_resp": {"Fields": [{"Contact": "sip:1000@h"}]},
     "reg_query_error": {},
@@ -270,6 +274,9 @@ SAMPLES: dict[str, dict] = {
     "valet_park": {"Call-ID": "c1", "Lot": "a-default", "Slot": "701"},
     "queue": {"Call-ID": "c1", "Commands": [{"Application-Name": "answer"},
                                             {"Application-Name": "play", "Media-Name": "m"}]},
+    "call_hangup_req": {"Call-ID": "c1"},
+    "call_transfer_req": {"Call-ID": "c1", "Transfer-To": "2000"},
+    "call_manage_resp": {"Call-ID": "c1", "Result": "ok"},
 }
 
 

@@ -87,3 +87,21 @@ def test_reg_query_error_and_flush():
     assert msg["Event-Category"] == "directory"
     err = raised(schemas.build, "reg_flush", {"Username": "1000"})
     assert str(err) == "reg_flush: Realm: missing"
+
+
+def test_reg_sync_carries_what_a_node_holds():
+    held = [dict(GOOD), {**GOOD, "Contact": "sip:1000@192.0.2.1", "Call-ID": "c2",
+                          "Network-Port": 5062}]
+    msg = schemas.build("reg_sync", {"FreeSWITCH-Hostname": "fs1", "Event-Timestamp": 1.5,
+                                     "Registrations": held}, **{"App-Name": "bridge"})
+    assert schemas.validate(msg)["Registrations"][1]["Network-Port"] == 5062
+    # an empty node is a sync too (every registration of it is gone)
+    schemas.validate({**msg, "Registrations": []})
+    broken = {**msg, "Registrations": [{k: v for k, v in GOOD.items() if k != "Contact"}]}
+    assert "Contact" in str(raised(schemas.validate, broken))
+    assert "FreeSWITCH-Hostname" in str(raised(schemas.validate, {
+        k: v for k, v in msg.items() if k != "FreeSWITCH-Hostname"}))
+    from schemas import contracts
+
+    assert contracts.REG_SYNC.key(msg) == "registration.sync.fs1"
+    assert contracts.REG_SYNC.whapp == "registrar" and contracts.REG_SYNC.persistent

@@ -107,7 +107,9 @@ def test_platform_specs_one_worker_per_whapp_with_its_pool():
                        "WHISTLE_FLOWER_ADDRESS": "127.0.0.1:5566"})
     specs = {s.name: s for s in platform_specs(cfg, run_dir="/srv/w/run", python="/v/bin/python")}
     assert list(specs) == ["bridge", "registrar-1", "router-1", "callflow-1", "maintenance-1",
-                           "beat", "flower"]
+                           "cdr-1", "beat", "flower", "api"]
+    assert specs["api"].argv[1:5] == ("-m", "gunicorn", "--worker-class", "gevent")
+    assert specs["api"].address == "http://127.0.0.1:8000"
     assert specs["registrar-1"].argv == (
         "/v/bin/python", "-m", "celery", "-A", "whistle_tasks", "worker", "-Q", "registrar",
         "-P", "threads", "-c", "8", "-n", "registrar-1@%h", "--without-mingle",
@@ -124,13 +126,15 @@ def test_platform_specs_workers_per_queue_only_and_switches():
     cfg = config.load({"WHISTLE_WORKERS_PER_QUEUE": "registrar=2,router=3"})
     names = [s.name for s in platform_specs(cfg, only=["router", "registrar"],
                                             workers={"router": 1},
-                                            bridge=False, flower=False)]
+                                            bridge=False, flower=False, api=False)]
     assert names == ["registrar-1", "registrar-2", "router-1", "beat"]
-    names = [s.name for s in platform_specs(cfg, only=[], beat=False, flower=False)]
+    names = [s.name for s in platform_specs(cfg, only=[], beat=False, flower=False,
+                                            api=False)]
     assert names == ["bridge"]
     assert [s.name for s in platform_specs(cfg, workers={"callflow": 0}, bridge=False,
-                                           beat=False, flower=False)] == [
-        "registrar-1", "registrar-2", "router-1", "router-2", "router-3", "maintenance-1"]
+                                           beat=False, flower=False, api=False)] == [
+        "registrar-1", "registrar-2", "router-1", "router-2", "router-3", "maintenance-1",
+        "cdr-1"]
 
 
 @pytest.mark.parametrize(("env", "kwargs", "message"), [
@@ -329,7 +333,8 @@ def _sleeper_arg(name: str) -> str:
 
 def test_whistle_up_restarts_and_stops_on_sigterm(up):
     u = up("supervisor-up-fake", "--no-check", "--no-workers", "--no-bridge", "--no-beat",
-           "--no-flower", "--process", _sleeper_arg("a"), "--process", _sleeper_arg("b"))
+           "--no-flower", "--no-api", "--process", _sleeper_arg("a"), "--process",
+           _sleeper_arg("b"))
     wait_until(lambda: len(u.pids()) == 2 and u.text().count("| sleeping") == 2, 20,
                what="both sleepers up")
     first = u.pids()
@@ -348,7 +353,7 @@ def test_whistle_up_restarts_and_stops_on_sigterm(up):
 
 def test_whistle_up_ctrl_c_stops_everything(up):
     u = up("supervisor-up-sigint", "--no-check", "--no-workers", "--no-bridge", "--no-beat",
-           "--no-flower", "--process", _sleeper_arg("a"))
+           "--no-flower", "--no-api", "--process", _sleeper_arg("a"))
     wait_until(lambda: "| sleeping" in u.text(), 20, what="sleeper up")
     pid = u.pids()["a"]
     os.kill(u.proc.pid, signal.SIGINT)
@@ -360,7 +365,7 @@ def test_whistle_up_ctrl_c_stops_everything(up):
 @pytest.mark.slow
 def test_whistle_up_runs_a_registrar_worker_beat_and_flower(up, clean_services, tmp_path: Path):
     port = free_port()
-    u = up("supervisor-up-platform", "--only", "registrar", "--no-bridge",
+    u = up("supervisor-up-platform", "--only", "registrar", "--no-bridge", "--no-api",
            "--run-dir", str(tmp_path / "run"), "--stop-timeout", "20",
            env={"WHISTLE_FLOWER_ADDRESS": f"127.0.0.1:{port}"})
     wait_until(lambda: set(u.pids()) == {"registrar-1", "beat", "flower"}
@@ -407,8 +412,9 @@ def test_whistle_up_runs_a_registrar_worker_beat_and_flower(up, clean_services, 
 def test_whistle_up_refuses_to_start_without_redis():
     port = free_port()  # nothing listens there
     env = {**os.environ, "WHISTLE_REDIS_URL": f"redis://:n0tshown@127.0.0.1:{port}/15"}
-    proc = subprocess.run([WHISTLE, "up", "--no-bridge", "--no-flower", "--no-beat"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([WHISTLE, "up", "--no-bridge", "--no-flower", "--no-api",
+                           "--no-beat"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode != 0
     assert f"Redis is not answering on 127.0.0.1:{port}" in proc.stderr
     assert f"redis-server --daemonize yes --bind 127.0.0.1 --port {port}" in proc.stderr
@@ -436,7 +442,8 @@ def test_whistle_up_bad_options_are_usage_errors():
     assert proc.returncode == 2
     assert "--workers: 'registrar=x': COUNT must be a whole number" in proc.stderr
     proc = subprocess.run([WHISTLE, "up", "--dry-run", "--only", "router", "--workers",
-                           "router=2", "--no-bridge", "--no-beat", "--no-flower"], cwd=ROOT,
+                           "router=2", "--no-bridge", "--no-beat", "--no-flower", "--no-api"],
+                          cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
@@ -457,18 +464,25 @@ def test_freeswitch_snippets_parse_and_point_at_the_bridge():
     for path in files:
         ET.parse(path)  # FreeSWITCH refuses a malformed file at load time
     cfg = config.load({})
+    # the per-install values are $${whistle_...} variables, with vars-whistle.xml's defaults
+    defaults = dict(re.findall(r'cmd="set" data="(whistle_\w+)=([^"]*)"',
+                               (DEPLOY / "freeswitch" / "vars-whistle.xml").read_text()))
+
+    def value(param: ET.Element) -> str:
+        return re.sub(r"\$\$\{(\w+)\}", lambda m: defaults[m.group(1)], param.get("value"))
+
     curl = ET.parse(DEPLOY / "freeswitch" / "xml_curl.conf.xml").getroot()
     bindings = {}
     for binding in curl.iter("binding"):
         params = {p.get("name"): p for p in binding.iter("param")}
         url = params["gateway-url"]
-        bindings[url.get("bindings")] = url.get("value")
+        bindings[url.get("bindings")] = value(url)
         assert params["disable-100-continue"].get("value") == "true"
         # mod_xml_curl's timeout is whole seconds; it must outlast the bridge's budget
         assert int(params["timeout"].get("value")) * 1000 > cfg.answer_budget_ms
     assert bindings == {"directory": f"http://{cfg.http_listen}/fs/directory",
                         "dialplan": f"http://{cfg.http_listen}/fs/dialplan"}
-    esl = {p.get("name"): p.get("value") for p in ET.parse(
+    esl = {p.get("name"): value(p) for p in ET.parse(
         DEPLOY / "freeswitch" / "event_socket.conf.xml").getroot().iter("param")}
     host, port, _ = cfg.fs_nodes.split(":")
     assert (esl["listen-ip"], esl["listen-port"]) == (host, port)
@@ -503,7 +517,7 @@ def test_procfile_and_units_run_real_processes():
     procfile = dict(re.findall(r"^([A-Za-z0-9_-]+):\s*(.+)$",
                                (ROOT / "Procfile").read_text(), re.M))
     assert set(procfile) == {"bridge", "registrar", "router", "callflow", "maintenance",
-                             "beat", "flower"}
+                             "cdr", "beat", "flower", "api"}
     for command in procfile.values():
         assert command.startswith(".venv/bin/whistle run ")
         spec_named(command.split()[-1])  # raises for an unknown process
@@ -518,7 +532,7 @@ def test_procfile_and_units_run_real_processes():
             spec_named(exec_start[2])
     wants = " ".join(re.findall(r"^Wants=(.*)$", (units / "whistle.target").read_text(), re.M))
     workers = re.findall(r"whistle-worker@([\w-]+)\.service", wants)
-    assert sorted(workers) == ["callflow", "maintenance", "registrar", "router"]
+    assert sorted(workers) == ["callflow", "cdr", "maintenance", "registrar", "router"]
     for instance in workers:
         spec_named(instance)
     worker_unit = (units / "whistle-worker@.service").read_text()

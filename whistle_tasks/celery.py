@@ -28,6 +28,11 @@ TASK_MODULES = [
     "whistle_tasks.whapps.router.tasks",
     "whistle_tasks.whapps.callflow.tasks",
     "whistle_tasks.whapps.maintenance.tasks",
+    "whistle_tasks.whapps.cdr.tasks",
+]
+#: worker bootsteps of whapps, by name (a worker imports them as it starts)
+WORKER_STEPS = [
+    "whistle_tasks.whapps.cdr.consumer:HangupConsumerStep",  # the hangup events → CDRs
 ]
 
 
@@ -105,6 +110,14 @@ app.conf.update(
             "task": "maintenance.compact",
             "schedule": timedelta(seconds=settings.compact_interval),
         }} if settings.compact_interval > 0 else {}),
+        **({"cdr-retention": {
+            "task": "cdr.retention",
+            "schedule": timedelta(hours=6),
+        }} if settings.cdr_retention_months > 0 else {}),
+        "cdr-sweep-calls": {
+            "task": "cdr.sweep_calls",
+            "schedule": timedelta(minutes=10),
+        },
     },
     timezone="UTC",
 )
@@ -171,3 +184,5 @@ class ConfigurationChanges(bootsteps.ConsumerStep):
 
 
 app.steps["consumer"].add(ConfigurationChanges)
+for _step in WORKER_STEPS:
+    app.steps["worker"].add(_step)

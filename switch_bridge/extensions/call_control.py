@@ -12,6 +12,17 @@ queue first) or ``now`` (run at once, beside whatever runs). The next command st
 ``sendmsg``. A command that cannot run produces an ``error`` message (Event-Name
 ``dialplan``) on the call's event stream and the queue moves on. After the hangup nothing
 runs but ``store``; the control queue is removed a few seconds after the call ends.
+
+A FreeSWITCH that dies takes its calls with it and sends no hangup: when a node's event
+socket goes away, its controlled calls are checked once it is back (the node sync reads
+its channels and calls :meth:`CallControl.resume`), or ended after :data:`NODE_LOST_GRACE`
+seconds without it. A call FreeSWITCH no longer has gets a ``CHANNEL_HANGUP_COMPLETE``
+(``Hangup-Cause`` ``CRASH``) from the bridge, so its whapp ends instead of waiting for
+events that will never come.
+
+The name of a call's control queue is kept on its channel (``whistle_control_queue``):
+a bridge that connects to the node later (a restart, a takeover) finds it there and
+controls the call again with the same queue, so the whapp driving it carries on.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from schemas import contracts
 from schemas.keys import call_event_key
 from switch_bridge import APP_NAME
 from switch_bridge.extensions.base import Extension, Services
-from switch_bridge.freeswitch import commands
+from switch_bridge.freeswitch import commands, inventory
 from switch_bridge.freeswitch.esl.node import EslError, EslNode
 from switch_bridge.freeswitch.esl.protocol import Event
 from switch_bridge.outbox import Item
@@ -40,18 +51,21 @@ log = get_logger(__name__)
 
 RUNS_AFTER_HANGUP = frozenset({"store"})
 LINGER_SECONDS = 5.0
+#: Seconds a lost FreeSWITCH node has to come back before its controlled calls are ended.
+NODE_LOST_GRACE = 10.0
+LOST_CAUSE = "CRASH"
 
 
 class ControlledCall:
     """One controlled call: its queue of commands and the greenlet that runs them."""
 
     def __init__(self, manager: CallControl, call_id_: str, node: EslNode,
-                 profile: str) -> None:
+                 profile: str, control_queue: str | None = None) -> None:
         self.manager = manager
         self.call_id = call_id_
         self.node = node
         self.profile = profile
-        self.control_queue = f"callctl.{call_id_}.{uuid.uuid4().hex[:8]}"
+        self.control_queue = control_queue or f"callctl.{call_id_}.{uuid.uuid4().hex[:8]}"
         self.pending: deque[dict[str, Any]] = deque()
         self.current: dict[str, Any] | None = None     # the command that runs
         self.current_steps: deque[tuple[str, str | None]] = deque()
@@ -69,6 +83,10 @@ class ControlledCall:
     def event(self, event: Event) -> None:
         self.inbox.put(("event", event))
 
+    def lost(self, why: str) -> None:
+        """FreeSWITCH no longer has this call (its node died): end the control."""
+        self.inbox.put(("lost", why))
+
     # -- the call's greenlet ----------------------------------------------------------------
     def run(self) -> None:
         with call_id(self.call_id):
@@ -80,6 +98,9 @@ class ControlledCall:
                     if self._on_event(item):
                         break
                 elif kind == "stop":
+                    break
+                elif kind == "lost":
+                    self._on_lost(item)
                     break
                 self._advance()
             self.manager.finished(self)
@@ -133,6 +154,19 @@ class ControlledCall:
             self._drop_pending("the call ended before it ran")
             return True
         return False
+
+    def _on_lost(self, why: str) -> None:
+        log.warning("call control ends: %s", why)
+        self.hungup = True
+        self._drop_pending(why)
+        if self.current is not None:       # its completion will never come
+            self._error(self.current, f"{self.current['Application-Name']}: {why}")
+            self.current, self.current_steps, self.current_uuid = None, deque(), None
+        msg = schemas.build("call_event", {
+            "Call-ID": self.call_id, "Hangup-Cause": LOST_CAUSE,
+            "Switch-Hostname": self.node.fs_hostname or self.node.name},
+            **{"App-Name": APP_NAME, "Event-Name": "CHANNEL_HANGUP_COMPLETE"})
+        self.manager.publish_event(msg)
 
     def _advance(self) -> None:
         """Start the next step or command when nothing runs."""
@@ -240,7 +274,9 @@ class CallControl(Extension):
         self.node_name = services.node_name
         self.calls: dict[str, ControlledCall] = {}
         self.annotations: dict[str, dict[str, Any]] = {}   # event-uuid -> command
-        self.stats = {"controlled": 0, "commands": 0, "command_errors": 0, "route_wins": 0}
+        self.stats = {"controlled": 0, "commands": 0, "command_errors": 0, "route_wins": 0,
+                      "resumed": 0, "lost": 0}
+        self._checking: set[str] = set()                    # nodes whose calls are checked
         services.metrics.gauge("whistle_bridge_controlled_calls", "Calls under call control",
                                lambda: len(self.calls))
 
@@ -269,12 +305,35 @@ class CallControl(Extension):
         if call is not None:
             call.event(event)
 
+    def on_node_state(self, node: EslNode, state: str) -> None:
+        """A node's event socket went away: check its controlled calls (module doc)."""
+        if state == "connected" or node.name in self._checking:
+            return
+        if any(c.node is node and not c.hungup for c in self.calls.values()):
+            self._checking.add(node.name)
+            gevent.spawn(self._check_lost, node)
+
+    def _check_lost(self, node: EslNode) -> None:
+        try:
+            if node.wait_connected(NODE_LOST_GRACE):
+                return      # back: the node sync compares our calls with its channels
+            for control in [c for c in self.calls.values() if c.node is node and not c.hungup]:
+                self.stats["lost"] += 1
+                control.lost(f"FreeSWITCH {node.name} away for {NODE_LOST_GRACE:.0f} s")
+        finally:
+            self._checking.discard(node.name)
+
     # -- control ----------------------------------------------------------------------------
-    def take(self, call_id_: str, node: EslNode, profile: str) -> ControlledCall:
+    def take(self, call_id_: str, node: EslNode, profile: str,
+             control_queue: str | None = None) -> ControlledCall:
+        """Control a call: a new control queue, or ``control_queue`` (a call taken again
+        after a restart, whose whapp still sends there). The queue's name is kept on the
+        channel (variable ``whistle_control_queue``) so that a bridge that connects later
+        takes the call again with it (:meth:`resume`)."""
         existing = self.calls.get(call_id_)
         if existing is not None:
             return existing
-        control = ControlledCall(self, call_id_, node, profile)
+        control = ControlledCall(self, call_id_, node, profile, control_queue)
         control.subscription = self.inbox.subscribe(Subscription(
             queue=control.control_queue,
             bindings=[(wamqp.CALLCTL.name, control.control_queue)],
@@ -282,7 +341,39 @@ class CallControl(Extension):
         self.calls[call_id_] = control
         control.greenlet = gevent.spawn(control.run)
         self.stats["controlled"] += 1
+        if control_queue is None:
+            gevent.spawn(self._record, control)
         return control
+
+    def _record(self, control: ControlledCall) -> None:
+        try:
+            reply = control.node.api(inventory.control_queue_setvar(control.call_id,
+                                                                    control.control_queue))
+        except (EslError, ValueError) as exc:
+            reply = f"-ERR {exc}"
+        if not reply.startswith("+OK"):
+            log.warning("call %s: control queue not recorded on the channel (%s): a bridge "
+                        "restart would lose its control", control.call_id, reply.strip())
+
+    def resume(self, node: EslNode, held: dict[str, tuple[str, str]]) -> tuple[int, int]:
+        """``node`` connected and holds the channels ``held`` (call id → (profile, control
+        queue recorded on it)): control what we do not control yet, with the same queue;
+        calls we controlled there that it no longer has ended while we were away.
+        Returns ``(taken again, ended)``."""
+        taken = 0
+        for call_id_, (profile, queue) in held.items():
+            if call_id_ not in self.calls:
+                self.take(call_id_, node, profile or "internal", control_queue=queue)
+                self.stats["resumed"] += 1
+                taken += 1
+        ended = 0
+        for control in list(self.calls.values()):
+            if control.node is node and control.call_id not in held and not control.hungup:
+                self.stats["lost"] += 1
+                control.lost(f"FreeSWITCH {node.name} no longer has the call (it ended while "
+                             "the bridge could not hear)")
+                ended += 1
+        return taken, ended
 
     def route_win(self, server_id: str, control: ControlledCall, ccvs: dict[str, Any]) -> None:
         msg = schemas.build("route_win", {

@@ -27,7 +27,7 @@ from switch_bridge.freeswitch import dialstring
 from switch_bridge.freeswitch.esl.node import EslError, EslNode
 from switch_bridge.freeswitch.esl.protocol import Event
 from whistle_tasks.core import amqp as wamqp
-from whistle_tasks.core.convert import to_float, to_int
+from whistle_tasks.core.convert import to_float
 from whistle_tasks.core.inbox import Subscription
 from whistle_tasks.core.log import call_id, get_logger
 
@@ -38,10 +38,11 @@ JOB_MARGIN = 5.0
 
 
 def utilisation(node: EslNode) -> tuple[float, float, int]:
-    """Sort key of a node (smaller is better): utilisation, -bias, -free channels."""
-    beat = node.last_heartbeat or {}
-    sessions = to_int(beat.get("Session-Count"), 0) or 0
-    max_sessions = to_int(beat.get("Max-Sessions"), 0) or 0
+    """Sort key of a node (smaller is better): utilisation, -bias, -free channels. The
+    sessions are the node's last HEARTBEAT's, or what the node sync read when the bridge
+    connected (the calls a restarted bridge finds are counted before the first HEARTBEAT)."""
+    sessions = node.sessions or 0
+    max_sessions = node.max_sessions or 0
     used = sessions / max_sessions if max_sessions else 0.0
     bias = to_float(getattr(node, "bias", None), 1.0) or 1.0
     free = (max_sessions - sessions) if max_sessions else 0
@@ -100,8 +101,10 @@ class Originate(Extension):
                 self._fail(msg, "no FreeSWITCH node is connected", "NO_NODE")
                 return
             new_call = str(uuid.uuid4())
+            # the node's own sofia profile (node sync learnt it), else ours
+            profile = node.sip_profiles[0] if node.sip_profiles else self.profile
             try:
-                command = self._command(msg, new_call)
+                command = self._command(msg, new_call, profile)
             except ValueError as exc:
                 self._fail(msg, f"cannot build the originate: {exc}", "INVALID_REQUEST")
                 return
@@ -123,19 +126,19 @@ class Originate(Extension):
                 self._fail(msg, reason, reason)
                 return
             call = result.removeprefix("+OK").strip() or new_call
-            control = self.control.take(call, node, self.profile)
+            control = self.control.take(call, node, profile)
             self.stats["originated"] += 1
             self._answer(msg, "originate_resp", {"Call-ID": call,
                                                  "Control-Queue": control.control_queue})
 
-    def _command(self, msg: dict[str, Any], new_call: str) -> str:
+    def _command(self, msg: dict[str, Any], new_call: str, profile: str) -> str:
         global_vars = dialstring.global_vars(msg)
         global_vars["origination_uuid"] = new_call
         for key, value in (msg.get("Custom-Channel-Vars") or {}).items():
             global_vars[f"ecallmgr_{key}"] = str(value)
         target = dialstring.bridge_target(msg["Endpoints"],
                                           msg.get("Dial-Endpoint-Method") or "simultaneous",
-                                          profile=self.profile, global_vars=global_vars)
+                                          profile=profile, global_vars=global_vars)
         app = msg["Application-Name"]
         data = msg.get("Application-Data")
         if app == "park":
@@ -149,7 +152,7 @@ class Originate(Extension):
             if not isinstance(data, dict):
                 raise ValueError("bridge needs Application-Data: the endpoint (a route object) "
                                  "to bridge the answered call to")
-            other = dialstring.bridge_target([data], "single", profile=self.profile,
+            other = dialstring.bridge_target([data], "single", profile=profile,
                                              global_vars={})
             if ")" in other:
                 raise ValueError("the endpoint to bridge to may not contain ')'")

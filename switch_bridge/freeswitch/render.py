@@ -40,7 +40,7 @@ expanded once more when ``switch_core_session_exec`` runs the application
 variables, ours never does). ``set`` expands its value a second time (mod_dptools
 ``base_set``). :func:`switch_bridge.freeswitch.dialstring.protect_expansion` makes values inert for
 each of those expansions; the one ``${...}`` we write on purpose is
-``respond ${bridge_hangup_cause}``.
+``hangup ${originate_disposition}`` (:data:`BRIDGE_FAILED`).
 
 Directory variables are copied onto the channel as they are (mod_sofia
 ``sofia_reg_parse_auth`` adds them to an event with ``switch_event_add_header_string``;
@@ -71,6 +71,17 @@ DEFAULT_CONTEXT = "default"
 DEFAULT_PROFILE = "internal"
 FAILURE_CAUSES = "NORMAL_CLEARING,ORIGINATOR_CANCEL,CRASH"
 NO_HANDLER = (604, "no available handlers")
+#: What a call does when every route of a bridge answer failed (read on FreeSWITCH master,
+#: checked with SIPp in tests/test_freeswitch_calls.py). ``bridge_hangup_cause`` is
+#: never set by FreeSWITCH (a name in switch_types.h, assigned nowhere), so the
+#: ``respond ${bridge_hangup_cause}`` of old only logged "Cannot respond". After a failed
+#: ``bridge``, mod_dptools leaves ``originate_disposition`` (and ``originate_failed_cause``)
+#: = the originate's cause name (USER_BUSY, NO_ANSWER, ORIGINATOR_CANCEL...), and the
+#: callee leg's hangup copies its ``proto_specific_hangup_cause`` (``sip:486``) to the
+#: caller as ``last_bridge_proto_specific_hangup_cause``. Hanging up with the disposition,
+#: mod_sofia answers the unanswered caller with the callee's very SIP code when there is
+#: one (sofia_on_hangup prefers it), else with the code of the cause (NO_ANSWER → 480).
+BRIDGE_FAILED = ("hangup", "${originate_disposition}")
 AUTH_METHODS = ("password", "a1-hash")
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
@@ -252,7 +263,9 @@ def dialplan(answer: Mapping[str, Any], call: Mapping[str, Any]) -> bytes:
     ``call``: ``context`` (the caller's Hunt-Context, where FreeSWITCH looks), ``profile``
     (sofia profile of the inbound channel, default ``internal``), ``destination``,
     ``call_id``. A route that cannot be dialled is skipped (logged, counted); ``ValueError``
-    when nothing is left to render or the answer is not one of the three methods.
+    when nothing is left to render or the answer is not one of the three methods. The
+    routes are bridged one after the other, or, with ``Dial-Endpoint-Method``
+    ``simultaneous``, in one bridge that rings them all at once.
     """
     method = answer.get("Method")
     if method == "bridge":
@@ -274,7 +287,7 @@ def _bridge(answer: Mapping[str, Any], call: Mapping[str, Any]) -> bytes:
     globals_ = dialstring.global_vars(answer)
     shared = _media_sets(answer)
     root, context = _dialplan_doc(call)
-    rendered = 0
+    diallable: list[tuple[int, Mapping[str, Any], str]] = []
     for index, route in enumerate(routes, 1):
         try:
             if not isinstance(route, Mapping):
@@ -285,20 +298,28 @@ def _bridge(answer: Mapping[str, Any], call: Mapping[str, Any]) -> bytes:
             STATS["routes_skipped"] += 1
             log.warning("route %d of %d skipped: %s", index, len(routes), exc)
             continue
-        bypass = "true" if route.get("Media") == "bypass" else "false"
+        diallable.append((index, route, target))
+    if not diallable:
+        raise ValueError("no route of the bridge answer can be dialled")
+    bridges = [(f"route_{i}", target, route.get("Media") == "bypass")
+               for i, route, target in diallable]
+    if answer.get("Dial-Endpoint-Method") == "simultaneous":
+        # every route rings at once, in one bridge: the first to answer wins
+        together = [route for _, route, _ in diallable]
+        bridges = [("routes", dialstring.bridge_target(
+            together, "simultaneous", profile=profile, global_vars=globals_),
+            all(r.get("Media") == "bypass" for r in together))]
+    for name, target, bypass in bridges:
         actions: list[tuple[str, str | None]] = [
             ("set", "hangup_after_bridge=true"),
             ("set", f"failure_causes={FAILURE_CAUSES}"),
-            ("set", f"bypass_media={bypass}"),
+            ("set", f"bypass_media={'true' if bypass else 'false'}"),
             *shared,
             ("bridge", protect_expansion(target)),
         ]
-        _extension(context, f"route_{index}", actions, continue_=True)
-        rendered += 1
-    if not rendered:
-        raise ValueError("no route of the bridge answer can be dialled")
-    # the one expansion we write on purpose: FreeSWITCH answers with the bridge's cause
-    _extension(context, "bridge_failed", [("respond", "${bridge_hangup_cause}")])
+        _extension(context, name, actions, continue_=True)
+    # the one expansion we write on purpose: the caller gets the bridge's outcome
+    _extension(context, "bridge_failed", [BRIDGE_FAILED])
     return _bytes(root)
 
 

@@ -244,6 +244,23 @@ _CALL_INT_FIELDS: tuple[tuple[str, str], ...] = (
     ("Billing-Seconds", "variable_billsec"),
     ("Ringing-Seconds", "variable_progresssec"),
 )
+# CHANNEL_HANGUP_COMPLETE only (schemas.call_event.HANGUP_FIELDS): what a CDR needs.
+_HANGUP_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Hangup-Disposition", ("variable_sip_hangup_disposition",)),
+    ("Read-Codec", ("Channel-Read-Codec-Name", "variable_read_codec")),
+    ("Write-Codec", ("Channel-Write-Codec-Name", "variable_write_codec")),
+    ("User-Agent", ("variable_sip_user_agent",)),
+    ("Caller-Destination-Number", ("Caller-Destination-Number",)),
+    ("From-Uri", ("variable_sip_from_uri",)),
+    ("To-Uri", ("variable_sip_to_uri",)),
+)
+# microsecond clocks of the channel (0 = never happened) → Unix seconds
+_HANGUP_TIMES: tuple[tuple[str, str], ...] = (
+    ("Channel-Created-Time", "Caller-Channel-Created-Time"),
+    ("Channel-Progress-Time", "Caller-Channel-Progress-Time"),
+    ("Channel-Answered-Time", "Caller-Channel-Answered-Time"),
+    ("Channel-Hangup-Time", "Caller-Channel-Hangup-Time"),
+)
 _TERMINATOR_HEADERS = ("variable_playback_terminator_used", "variable_read_terminator_used")
 
 
@@ -317,10 +334,32 @@ def call_event(event: Event, *, node: str,
         response = _application_response(headers, fs_app)
         if response is not None:
             msg["Application-Response"] = response
+    if name == "CHANNEL_HANGUP_COMPLETE":
+        _hangup_fields(headers, msg)
     ccvs = custom_channel_vars(headers)
     if ccvs:
         msg["Custom-Channel-Vars"] = ccvs
     return call_event_key(name, call_id), msg
+
+
+def _hangup_fields(headers: dict[str, str], msg: dict) -> None:
+    """The fields of a call detail record, on CHANNEL_HANGUP_COMPLETE (see HANGUP_FIELDS)."""
+    for field, sources in _HANGUP_FIELDS:
+        value = _first(headers, sources)
+        if value is not None:
+            msg[field] = value
+    for field, source in _HANGUP_TIMES:
+        value = headers.get(source)
+        if value is not None and value.isdigit() and value.isascii() and value != "0":
+            msg[field] = int(value) / 1_000_000
+    status = headers.get("variable_sip_term_status")
+    if status is not None and status.isdigit() and status.isascii():
+        msg["SIP-Status"] = int(status)
+    if "Other-Leg-Call-ID" not in msg:
+        other = _value(headers, "variable_bridge_uuid") or _value(headers,
+                                                                  "variable_last_bridge_to")
+        if other is not None and other != msg["Call-ID"]:
+            msg["Other-Leg-Call-ID"] = other
 
 
 def _bridge_peer(headers: dict[str, str], call_id: str) -> str | None:

@@ -58,16 +58,31 @@ def bridge_cmd() -> None:
 
 
 def _register() -> None:
-    from whistle_tasks.cli import apps, ask, callflows, imports, maintenance, ops, provision, status
+    from whistle_tasks.cli import (
+        api,
+        apps,
+        ask,
+        callflows,
+        calls,
+        cdr,
+        imports,
+        maintenance,
+        ops,
+        provision,
+        status,
+    )
 
     provision.register(main)
     callflows.register(main)
     ask.register(main)
+    calls.register(main)
     imports.register(main)
     maintenance.register(main)
     ops.register(main)
     status.register(main)
     apps.register(main)
+    cdr.register(main)
+    api.register(main)
 
 
 _register()

@@ -17,27 +17,7 @@ import click
 
 import schemas
 from schemas import contracts
-from schemas.contract import Contract
-from whistle_tasks.core import amqp
-from whistle_tasks.core.config import settings
-from whistle_tasks.core.inbox import PollingInbox
-from whistle_tasks.core.rpc import Rpc
-
-
-def request(contract: Contract, msg: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-    """Send ``msg`` by ``contract`` with a reply queue of our own; its answer (None: none)."""
-    inbox = PollingInbox(settings.amqp_url, name="cli")
-    publisher = amqp.Publisher(settings.amqp_url)
-
-    def send(c: Contract, m: dict[str, Any]) -> bool:
-        publisher.send(c, m)
-        return True
-
-    try:
-        return Rpc(inbox, f"cli-{uuid.uuid4().hex}", send=send).request(contract, msg, timeout)
-    finally:
-        publisher.close()
-        inbox.close()
+from whistle_tasks.ops.ask import request
 
 
 def _show(answer: dict[str, Any] | None, show_secrets: bool, timeout: float) -> None:

@@ -203,6 +203,7 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--no-bridge", is_flag=True, help="Do not run the switch bridge.")
 @click.option("--no-beat", is_flag=True, help="Do not run celery beat.")
 @click.option("--no-flower", is_flag=True, help="Do not run Flower.")
+@click.option("--no-api", is_flag=True, help="Do not run the REST API and console.")
 @click.option("--process", "extra", multiple=True, metavar="NAME=COMMAND",
               help="Also run COMMAND (shell-style words, no shell) as NAME; a platform "
                    "process of the same name is replaced. Repeatable.")
@@ -214,12 +215,13 @@ def _split_list(value: str | None) -> list[str] | None:
               help="Start without checking RabbitMQ, Redis and CouchDB first.")
 @click.option("--dry-run", is_flag=True, help="Print each process's full command, start nothing.")
 def up_cmd(only: str | None, workers_opt: tuple[str, ...], no_workers: bool, no_bridge: bool,
-           no_beat: bool, no_flower: bool, extra: tuple[str, ...], run_dir: str,
+           no_beat: bool, no_flower: bool, no_api: bool, extra: tuple[str, ...], run_dir: str,
            stop_timeout: float, no_check: bool, dry_run: bool) -> None:
     """Run the platform on this box and keep it up until Ctrl-C or SIGTERM.
 
     Starts the switch bridge, one Celery worker per whapp queue (times
-    WHISTLE_WORKERS_PER_QUEUE), celery beat and Flower (WHISTLE_FLOWER_ADDRESS). A process
+    WHISTLE_WORKERS_PER_QUEUE), celery beat, Flower (WHISTLE_FLOWER_ADDRESS) and the REST
+    API with its console (WHISTLE_API_LISTEN). A process
     that exits is restarted with back-off (1 s doubling to 30 s). All output goes to stdout,
     one line at a time, prefixed with the time and the process name; `kill -USR1` prints
     the status table again.
@@ -233,7 +235,8 @@ def up_cmd(only: str | None, workers_opt: tuple[str, ...], no_workers: bool, no_
         specs = sup.platform_specs(settings, only=[] if no_workers else _split_list(only),
                                    workers=workers,
                                    bridge=not no_bridge, beat=not no_beat,
-                                   flower=not no_flower, run_dir=run_dir)
+                                   flower=not no_flower, api=not no_api,
+                                   run_dir=run_dir)
         for item in extra:
             name, sep, command = item.partition("=")
             try:
@@ -321,7 +324,7 @@ def spec_named(name: str, run_dir: str = ".run") -> ProcessSpec:
 def run_cmd(name: str, run_dir: str, dry_run: bool) -> None:
     """Run one platform process in the foreground, as `whistle up` would start it.
 
-    NAME is bridge, beat, flower, a whapp (its worker 1) or WHAPP-N (e.g. registrar-2).
+    NAME is bridge, beat, flower, api, a whapp (its worker 1) or WHAPP-N (e.g. registrar-2).
     For systemd units and Procfiles: the command line comes from the settings
     (WHISTLE_WORKER_POOLS, WHISTLE_FLOWER_ADDRESS...), so they cannot drift apart.
     """

@@ -31,6 +31,10 @@ writes take a lock (gevent's when monkey-patched), and the Redis client is creat
 per process (recreated after ``fork``) with redis-py's thread-safe connection pool. In a
 gevent process, monkey-patch before the first call so sockets yield. ``stats`` counters
 are best-effort under threads (an increment may rarely be lost), good enough for metrics.
+
+:class:`VersionedHashes` is the other shape, for data written by many processes at once
+(registrations): one Redis hash per key whose fields keep their newest version, compared
+and written atomically by a Lua script, with the same outage handling.
 """
 
 from __future__ import annotations
@@ -457,21 +461,151 @@ class Cache:
 
     def _call(self, command: str, operation: Callable[[redis.Redis], Any]) -> Any:
         """Run ``operation`` on Redis; ``MISSING`` if Redis is down or it failed."""
-        link = _link_for(self.redis_url)
-        if not link.available():
-            self.stats["redis_skipped"] += 1
-            return MISSING
-        try:
-            result = operation(link.client)
-        except (redis.RedisError, OSError) as exc:
-            self._failed(link, exc, command)
-            return MISSING
-        link.succeeded()
-        return result
+        return _call_redis(self, command, operation)
 
-    def _failed(self, link: _Link, exc: BaseException, command: str) -> None:
-        self.stats["redis_errors"] += 1
+
+# ----------------------------------------------------------------------------------------
+# Versioned hashes: several writers, the newest version of each field wins
+
+
+_MERGE = """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expire_at = 0
+if ARGV[1] == '1' then
+  redis.call('HSET', key, '~', '0|')
+  expire_at = now + tonumber(ARGV[2])
+end
+local written = 0
+for i = 3, #ARGV, 4 do
+  local field, version, until_ms = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local current = redis.call('HGET', key, field)
+  local newer = true
+  if current then
+    local stored = tonumber(string.sub(current, 1, (string.find(current, '|', 1, true) or 1) - 1))
+    newer = stored == nil or stored < version
+  end
+  if newer then
+    redis.call('HSET', key, field, ARGV[i + 1] .. '|' .. ARGV[i + 3])
+    written = written + 1
+  end
+  if until_ms > expire_at then expire_at = until_ms end
+end
+local pttl = redis.call('PTTL', key)
+if pttl == -1 or (pttl >= 0 and now + pttl < expire_at) then
+  redis.call('PEXPIREAT', key, expire_at)
+end
+return written
+"""
+
+_REMOVE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+local stored = tonumber(string.sub(current, 1, (string.find(current, '|', 1, true) or 1) - 1))
+if stored ~= nil and stored > tonumber(ARGV[2]) then return 0 end
+return redis.call('HDEL', KEYS[1], ARGV[1])
+"""
+
+_COMPLETE = "~"
+
+
+class VersionedHashes:
+    """Redis hashes (``whistle:<namespace>:<key>``) whose fields are written by many
+    processes at once and keep the newest version each: a Lua script compares the version
+    (a number, e.g. an event's timestamp) with the stored one and writes only a newer one,
+    atomically, so concurrent writers can never put an older value back.
+
+    A hash is *complete* once a full load (:meth:`merge` with ``complete=True``, from the
+    system of record) has been merged into it: :meth:`get` returns ``None`` for a hash
+    that is not (a writer may have created it with one field while the others exist only
+    in the database), and the reader loads it. A hash lives until its latest field's
+    ``until`` (Unix seconds); a complete empty one for ``empty_ttl`` seconds.
+
+    Redis is optional as for :class:`Cache`: when it is away every call returns what
+    "absent" means (``get`` → None, writes → None) and the caller reads the database.
+    """
+
+    def __init__(self, namespace: str, redis_url: str | None = None) -> None:
+        self.namespace = namespace
+        self.redis_url = settings.redis_url if redis_url is None else redis_url
+        self._prefix = f"{KEY_PREFIX}:{namespace}:"
+        self.stats: dict[str, int] = {"redis_errors": 0, "redis_skipped": 0, "stale_writes": 0}
+        self._scripts: dict[str, Any] = {}
+
+    def _rkey(self, key: str) -> str:
+        return self._prefix + key
+
+    def _script(self, client: redis.Redis, name: str, source: str) -> Any:  # noqa: ANN401
+        script = self._scripts.get(name)
+        if script is None or script.registered_client is not client:
+            script = self._scripts[name] = client.register_script(source)
+        return script
+
+    def merge(self, key: str, items: Iterable[tuple[str, float, float, str]], *,
+              complete: bool = False, empty_ttl: float = 30) -> int | None:
+        """Write ``(field, version, until, value)`` items, each only if newer than what the
+        field holds; returns how many were written (None: Redis is away)."""
+        argv: list[Any] = ["1" if complete else "0", int(empty_ttl * 1000)]
+        for field, version, until, value in items:
+            if field == _COMPLETE:
+                raise ValueError(f"{_COMPLETE!r} is the completeness marker, not a field")
+            argv += [field, repr(float(version)), int(until * 1000), value]
+        if len(argv) == 2 and not complete:
+            return 0
+        rkey = self._rkey(key)
+        written = _call_redis(self, "EVALSHA", lambda client: self._script(
+            client, "merge", _MERGE)(keys=[rkey], args=argv, client=client))
+        if written is MISSING:
+            return None
+        self.stats["stale_writes"] += (len(argv) - 2) // 4 - int(written)
+        return int(written)
+
+    def get(self, key: str) -> dict[str, str] | None:
+        """``{field: value}`` of a complete hash; None when it is not (load it)."""
+        rkey = self._rkey(key)
+        raw = _call_redis(self, "HGETALL", lambda client: client.hgetall(rkey))
+        if raw is MISSING or not raw or _COMPLETE.encode() not in raw:
+            return None
+        out: dict[str, str] = {}
+        for field, value in raw.items():
+            name = field.decode("utf-8", "surrogatepass")
+            if name == _COMPLETE:
+                continue
+            out[name] = value.decode("utf-8", "surrogatepass").split("|", 1)[1]
+        return out
+
+    def remove(self, key: str, field: str, version: float) -> bool:
+        """Remove ``field`` unless it holds a version newer than ``version``."""
+        rkey = self._rkey(key)
+        done = _call_redis(self, "EVALSHA", lambda client: self._script(
+            client, "remove", _REMOVE)(keys=[rkey], args=[field, repr(float(version))],
+                                       client=client))
+        return done is not MISSING and bool(done)
+
+    def delete(self, *keys: str) -> None:
+        """Forget whole hashes (the next reader loads them again)."""
+        if keys:
+            rkeys = [self._rkey(k) for k in keys]
+            _call_redis(self, "DEL", lambda client: client.delete(*rkeys))
+
+
+def _call_redis(owner: Cache | VersionedHashes, command: str,
+                operation: Callable[[redis.Redis], Any]) -> Any:  # noqa: ANN401
+    """Run ``operation`` on ``owner``'s Redis; ``MISSING`` if Redis is away or it failed
+    (one warning per outage for the whole process, see the module docstring)."""
+    link = _link_for(owner.redis_url)
+    if not link.available():
+        owner.stats["redis_skipped"] += 1
+        return MISSING
+    try:
+        result = operation(link.client)
+    except (redis.RedisError, OSError) as exc:
+        owner.stats["redis_errors"] += 1
         if isinstance(exc, redis.ResponseError):  # the server answered: not an outage
-            log.warning("cache %s: redis %s failed: %s", self.namespace, command, exc)
-            return
-        link.failed(exc, command)
+            log.warning("cache %s: redis %s failed: %s", owner.namespace, command, exc)
+        else:
+            link.failed(exc, command)
+        return MISSING
+    link.succeeded()
+    return result

@@ -60,7 +60,8 @@ class Settings:
         "Seconds added to `Expires` before a registration is gone.")
     # workers
     worker_pools: str = setting(
-        "registrar=threads:8,router=threads:8,callflow=gevent:500,maintenance=threads:2",
+        "registrar=threads:8,router=threads:8,callflow=gevent:500,maintenance=threads:2,"
+        "cdr=threads:2",
         "Celery pool and concurrency of each whapp's workers (`whapp=pool:n`, comma-separated).")
     quorum_queues: bool = setting(False,
         "Declare the whapp queues as RabbitMQ quorum queues (clusters; see deploy/rabbitmq).")
@@ -86,6 +87,9 @@ class Settings:
         "Milliseconds the bridge waits for a whapp's answer.")
     auth_cache_ttl: int = setting(300,
         "Seconds the bridge keeps credentials per (realm, user).")
+    directory_cacheable_ms: int = setting(0,
+        "Milliseconds FreeSWITCH may keep a directory answer (`cacheable`); 0: it asks "
+        "every time. A device/account change flushes it on every node either way.")
     event_buffer: int = setting(100_000,
         "Messages the bridge holds while RabbitMQ is away.")
     esl_heartbeat_timeout: int = setting(60,
@@ -103,6 +107,21 @@ class Settings:
         "Databases compacted at the same time.")
     flower_address: str = setting("127.0.0.1:5555",
         "Where `whistle up` runs Flower.")
+    # call detail records
+    cdr_retention_months: int = setting(12,
+        "Months of CDR databases kept (the current one included); older ones are dropped "
+        "whole. 0 keeps all.")
+    cdr_batch: int = setting(500,
+        "Hangup events written to CouchDB in one bulk request by the cdr worker.")
+    cdr_linger_ms: int = setting(200,
+        "Milliseconds the cdr worker waits to fill a batch before writing what it has.")
+    # the REST API
+    api_listen: str = setting("127.0.0.1:8000",
+        "Address the REST API (and its console) binds under `whistle up` / `whistle api`.")
+    api_workers: int = setting(2,
+        "gunicorn worker processes of the API (gevent workers).")
+    api_max_body: int = setting(1_048_576,
+        "Largest request body the API accepts (bytes); larger ones get 413.")
 
     def pool_of(self, whapp: str) -> tuple[str, int]:
         """``(pool, concurrency)`` of a whapp's workers, from ``worker_pools``."""

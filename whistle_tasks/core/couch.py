@@ -43,6 +43,8 @@ from whistle_tasks.core.log import get_logger
 log = get_logger(__name__)
 
 VIEWS_DIR = Path(__file__).resolve().parents[2] / "views"
+#: ``whistle_databases`` entries that name a kind of database, not one database
+KINDS = ("account", "modb")
 SYSTEM_DATABASES = ("accounts", "sip_auth", "registrations", "numbers", "system_config")
 
 
@@ -287,7 +289,14 @@ class Couch:
                             headers={"Content-Type": "application/json"}).json()
 
     def all_docs(self, db: str, **params: Any) -> list[dict[str, Any]]:  # noqa: ANN401
-        return self.request("GET", f"{self.db_url(db)}/_all_docs", what=f"all_docs {db}",
+        """Rows of ``_all_docs``; ``keys=[...]`` is POSTed (any number of ids)."""
+        url = f"{self.db_url(db)}/_all_docs"
+        if "keys" in params:
+            keys = params.pop("keys")
+            return self.request("POST", url, what=f"all_docs {db}",
+                                params=_view_params(params), data=json.dumps({"keys": keys}),
+                                headers={"Content-Type": "application/json"}).json()["rows"]
+        return self.request("GET", url, what=f"all_docs {db}",
                             params=_view_params(params)).json()["rows"]
 
     def view(self, db: str, design: str, view: str, **params: Any) -> list[dict[str, Any]]:  # noqa: ANN401
@@ -322,14 +331,15 @@ class Couch:
 
         A file is one design document; its ``whistle_databases`` list names the databases
         it belongs in (``account`` means every account database, done when an account is
-        created). A document is written only when it differs from the stored one. Returns
+        created; ``modb`` every monthly CDR database, done when one is created). A document
+        is written only when it differs from the stored one. Returns
         ``{"<db>/<ddoc id>": "created" | "updated" | "unchanged"}``.
         """
         done: dict[str, str] = {}
         for path in sorted(views_dir.glob("*.json")):
             ddoc = json.loads(path.read_text())
             for db in ddoc.get("whistle_databases", []):
-                if db == "account":
+                if db in KINDS:
                     continue
                 self.ensure_db(db)
                 done[f"{db}/{ddoc['_id']}"] = self.install_design(db, ddoc)

@@ -88,6 +88,28 @@ def node_of_target(to: Mapping[str, Any], options: Mapping[str, Any] | None = No
     raise ValueError(f"unknown number target {kind!r}")
 
 
+def target_of(flow: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``to`` of a one-node callflow that a number's target makes (the inverse of
+    :func:`node_of_target`), or None for any other callflow."""
+    if flow.get("children"):
+        return None
+    name, data = flow.get("module"), flow.get("data") or {}
+    if name == "device" and data.get("username"):
+        return {"type": "device", "username": data["username"]}
+    if name == "forward" and data.get("uri"):
+        return {"type": "uri", "uri": data["uri"]}
+    if name == "forward" and data.get("gateway"):
+        to = {"type": "gateway", "host": data["gateway"]}
+        if data.get("format"):
+            to["invite_format"] = data["format"]
+        return to
+    if name == "respond" and int(data.get("code") or 0) >= 300:
+        return {"type": "error", "code": int(data["code"]), "message": data.get("message", "")}
+    if isinstance(name, str) and not data:
+        return {"type": "app", "name": name}
+    return None
+
+
 def bridge_options(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The bridge options a number or device document carries, as node data fields."""
     out: dict[str, Any] = {}

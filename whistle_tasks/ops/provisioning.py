@@ -274,6 +274,31 @@ def list_devices(realm: str | None = None) -> list[dict[str, Any]]:
     return [{"realm": row["key"][0], "username": row["key"][1], **row["value"]} for row in rows]
 
 
+def list_devices_page(realm: str, limit: int, after: str | None = None
+                      ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a realm's devices, by username: ``(devices, last username or None)``.
+
+    ``after`` is the last username of the previous page (the API's cursor); the view is
+    read from there, so a page costs the same at the 10,000th device as at the first.
+    """
+    realm = realm.lower()
+    start = [realm, after] if after else [realm]
+    rows = get_couch().view("sip_auth", "credentials", "by_realm_user", startkey=start,
+                            endkey=[realm, {}], limit=limit + 1 + (1 if after else 0))
+    rows = [r for r in rows if not after or r["key"][1] != after][:limit + 1]
+    more = len(rows) > limit
+    page = [{"realm": r["key"][0], "username": r["key"][1], **r["value"]} for r in rows[:limit]]
+    return page, (page[-1]["username"] if more and page else None)
+
+
+def get_device_by_id(account: dict[str, Any], device_id: str) -> dict[str, Any] | None:
+    """A device of ``account`` by its id (its ``sip_auth`` document), or None."""
+    doc = get_couch().get_or_none("sip_auth", device_id)
+    if not doc or doc.get("pvt_type") != "device" or doc.get("pvt_account_id") != account["_id"]:
+        return None
+    return doc
+
+
 # --- numbers ------------------------------------------------------------------------------
 
 def parse_target(target: str) -> dict[str, Any]:
@@ -343,7 +368,31 @@ def add_number(number: str, realm: str, target: str, *, invite_format: str | Non
         raise ProvisioningError(f"number {key} is already assigned in {account['realm']}{where}")
     saved = cf_ops.save(account["realm"], {"numbers": doc["numbers"], "flow": doc["flow"]},
                         callflow_id=doc["_id"])
-    return {**saved, "number": key}
+    return {**saved, "number": key, "to": to}
+
+
+def get_number(number: str, realm: str) -> dict[str, Any] | None:
+    """A number of the realm as :func:`list_numbers` lists it, or None."""
+    from whistle_tasks.ops import callflows as cf_ops
+
+    account = get_account(realm)
+    try:
+        key = normalize_number(number, account.get("number_format", "e164"))
+    except (ProvisioningError, ValueError):
+        return None
+    owner = _number_owner(account, key)
+    if owner is None:
+        return None
+    return _number_row(key, cf_ops.find(account["realm"], owner))
+
+
+def _number_row(number: str, doc: dict[str, Any]) -> dict[str, Any]:
+    from whistle_tasks.data import callflows
+    from whistle_tasks.ops import callflows as cf_ops
+
+    return {"number": number, "callflow": doc["_id"], "flow": doc["flow"],
+            "target": cf_ops.describe(doc["flow"]),
+            "to": callflows.target_of(doc["flow"]) or {"type": "callflow", "id": doc["_id"]}}
 
 
 def _number_owner(account: dict[str, Any], key: str) -> str | None:
@@ -353,15 +402,13 @@ def _number_owner(account: dict[str, Any], key: str) -> str | None:
 
 
 def list_numbers(realm: str) -> list[dict[str, Any]]:
-    """Every number of a realm's callflows: ``{"number", "callflow", "target", "flow"}``
-    (``target``: the shorthand, ``device:1001``, or a summary of the callflow)."""
+    """Every number of a realm's callflows: ``{"number", "callflow", "flow", "target", "to"}``
+    (``target``: the shorthand, ``device:1001``, or a summary of the callflow; ``to``: the
+    number's target as ``number add`` takes it, or ``{"type": "callflow", "id"}``)."""
     from whistle_tasks.ops import callflows as cf_ops
 
-    out = []
-    for doc in cf_ops.list_all(realm):
-        for number in doc.get("numbers") or ():
-            out.append({"number": number, "callflow": doc["_id"], "flow": doc["flow"],
-                        "target": cf_ops.describe(doc["flow"])})
+    out = [_number_row(number, doc) for doc in cf_ops.list_all(realm)
+           for number in doc.get("numbers") or ()]
     return sorted(out, key=lambda row: row["number"])
 
 

@@ -53,7 +53,7 @@ from whistle_tasks.core.config import Settings
 from whistle_tasks.ops.table import render
 
 SUPERVISOR_NAME = "whistle"
-PLATFORM_EXTRAS = ("bridge", "beat", "flower")
+PLATFORM_EXTRAS = ("bridge", "beat", "flower", "api")
 # Celery's pool names (celery.concurrency.ALIASES, "custom" excluded)
 CELERY_POOLS = frozenset({"prefork", "processes", "solo", "threads", "gevent", "eventlet"})
 
@@ -152,7 +152,8 @@ def _workers_of(settings: Settings, whapp: str, override: Mapping[str, int]) -> 
 
 def platform_specs(settings: Settings, *, only: Iterable[str] | None = None,
                    workers: Mapping[str, int] | None = None, bridge: bool = True,
-                   beat: bool = True, flower: bool = True, run_dir: str | Path = ".run",
+                   beat: bool = True, flower: bool = True, api: bool = True,
+                   run_dir: str | Path = ".run",
                    python: str = sys.executable) -> list[ProcessSpec]:
     """The processes of one Whistle box, from the settings.
 
@@ -208,7 +209,26 @@ def platform_specs(settings: Settings, *, only: Iterable[str] | None = None,
         specs.append(ProcessSpec(
             "flower", (*celery, "flower", f"--address={host}", f"--port={port}"),
             address=f"http://{settings.flower_address}", summary="celery flower"))
+    if api:
+        _split_address(settings.api_listen, "WHISTLE_API_LISTEN")
+        specs.append(ProcessSpec(
+            "api", tuple(api_argv(settings, python)), address=f"http://{settings.api_listen}",
+            summary=f"whistle api (gunicorn, {settings.api_workers} gevent workers)"))
     return specs
+
+
+def api_argv(settings: Settings, python: str = sys.executable, listen: str | None = None,
+             workers: int | None = None) -> list[str]:
+    """The command that serves the REST API and its console: gunicorn with gevent workers
+    (a live event stream holds a connection; a gevent worker keeps thousands). The access
+    log shows the path without its query and never a header, so no key reaches it."""
+    return [python, "-m", "gunicorn", "--worker-class", "gevent",
+            "--workers", str(workers or settings.api_workers),
+            "--bind", listen or settings.api_listen, "--graceful-timeout", "5",
+            "--timeout", "60", "--limit-request-line", "4094", "--no-control-socket",
+            "--access-logfile", "-",
+            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+            "whistle_tasks.web.api.app:create_app()"]
 
 
 def secrets_of(settings: Settings) -> list[str]:

@@ -5,6 +5,18 @@ frames until the connection dies, and starts over with exponential back-off and 
 jitter (a fleet of bridges must not reconnect in step after a FreeSWITCH restart). A
 node that is down, slow or silent only ever blocks its own greenlet.
 
+Back-off: a node that has never answered (a typo in ``WHISTLE_FS_NODES``, a switch not
+installed yet) is retried ever more slowly, up to ``backoff_max`` (30 s). A node that was
+healthy (it connected at least once) is retried with a cap of ``backoff_max_healthy``
+(5 s): it is a FreeSWITCH restarting or an event socket reloaded, and everything it does
+meanwhile (registrations, calls) is only learnt once we are back (see
+``extensions/node_sync.py``), so we come back within seconds of it, not half a minute.
+
+States: ``connecting`` (the first attempt), ``connected``, ``down`` (the connection was
+lost or an attempt failed; retries happen in this state). One log line per state change
+with its reason; a failing retry logs only when its reason differs from the last one (at
+DEBUG otherwise), so a node that stays down costs one line, not three per attempt.
+
 Liveness: FreeSWITCH sends ``HEARTBEAT`` every 20 s when subscribed, so a connection
 that delivers no frame at all for ``heartbeat_timeout`` seconds is treated as dead
 (a half-open TCP connection otherwise looks healthy forever). ``text/disconnect-notice``
@@ -23,6 +35,7 @@ is monkey-patched; every method must be called from the gevent hub's thread.
 
 from __future__ import annotations
 
+import logging
 import random
 import socket
 import time
@@ -96,6 +109,7 @@ class EslNode:
         connect_timeout: float = 5,
         backoff_initial: float = 0.5,
         backoff_max: float = 30,
+        backoff_max_healthy: float = 5,
         recv_size: int = 256 * 1024,
         rng: random.Random | None = None,
     ) -> None:
@@ -113,6 +127,7 @@ class EslNode:
         self.connect_timeout = float(connect_timeout)
         self.backoff_initial = float(backoff_initial)
         self.backoff_max = float(backoff_max)
+        self.backoff_max_healthy = float(backoff_max_healthy)
         self.recv_size = recv_size
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         # encoded once: bad names or a bad password fail here, not in the greenlet
@@ -127,8 +142,14 @@ class EslNode:
         self.fs_hostname: str | None = None
         self.last_heartbeat: dict[str, str] = {}
         self.last_heartbeat_at: float | None = None
+        # what the node carries: from its last HEARTBEAT, or from what the node sync read
+        # when we connected (whichever is newer); its sofia profiles (node sync)
+        self.sessions: int | None = None
+        self.max_sessions: int | None = None
+        self.sip_profiles: list[str] = []
         self.connected_since: float | None = None
         self.last_error: str | None = None
+        self._logged_error: str | None = None   # the failure last logged (one line each)
         # counters
         self.events = 0
         self.reconnects = 0
@@ -157,6 +178,7 @@ class EslNode:
         """Spawn the connection greenlet (idempotent)."""
         if self._greenlet is None or self._greenlet.dead:
             self._stopping = False
+            self._set_state(STATE_CONNECTING)
             self._greenlet = gevent.spawn(self._run)
             self._greenlet.name = f"esl-{self.name}"
         return self
@@ -268,7 +290,6 @@ class EslNode:
     def _run(self) -> None:
         attempt = 0
         while not self._stopping:
-            self._set_state(STATE_CONNECTING)
             connects_before = self.connects
             try:
                 self._session()
@@ -283,12 +304,17 @@ class EslNode:
                 break
             if self.connects > connects_before:  # it worked for a while: start gently again
                 attempt = 0
-            cap = min(self.backoff_max, self.backoff_initial * (2 ** attempt))
+            gevent.sleep(self.retry_delay(attempt))
             attempt = min(attempt + 1, 32)
-            delay = self._rng.uniform(0, cap)
-            log.info("ESL %s: reconnecting in %.2fs", self.name, delay)
-            gevent.sleep(delay)
             self.reconnects += 1
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds before retry number ``attempt`` (0 = the first after a failure): full
+        jitter under an exponential cap, which is a few seconds once the node has been
+        healthy (see the module docstring)."""
+        ceiling = self.backoff_max_healthy if self.connects else self.backoff_max
+        cap = min(ceiling, self.backoff_initial * (2 ** attempt))
+        return self._rng.uniform(0, cap)
 
     def _session(self) -> None:
         """One connection, from connect to its end (always ends with an exception)."""
@@ -318,9 +344,9 @@ class EslNode:
         self.connects += 1
         self.connected = True
         self.connected_since = time.time()
+        self._logged_error = None
         self._connected_evt.set()
-        self._set_state(STATE_CONNECTED)
-        log.info("ESL %s: connected, %s events subscribed", self.name, self.fmt)
+        self._set_state(STATE_CONNECTED, f"{self.fmt} events subscribed")
         self._read_loop(sock)
 
     def _next_frame(self, deadline: float) -> Frame:
@@ -400,6 +426,8 @@ class EslNode:
             if headers.get("Event-Name") == "HEARTBEAT":
                 self.last_heartbeat = dict(headers)
                 self.last_heartbeat_at = time.time()
+                self.sessions = _count(headers.get("Session-Count"), self.sessions)
+                self.max_sessions = _count(headers.get("Max-Sessions"), self.max_sessions)
             try:
                 self.on_event(self, event)
             except Exception:  # noqa: BLE001 - a consumer bug must not kill the connection
@@ -426,23 +454,38 @@ class EslNode:
         log.warning("ESL %s: broken frame skipped: %s", self.name, message)
 
     def _session_failed(self, exc: Exception) -> None:
-        was = "connected" if self.connected else self.state
+        was_connected = self.connected
         if isinstance(exc, EslAuthError):
             # the reply text is FreeSWITCH's ("-ERR invalid"): it never contains the password
             self.auth_failures += 1
             self.last_error = f"authentication failed: {exc}"
-            log.error("ESL %s: %s", self.name, self.last_error)
         elif isinstance(exc, OSError | EslError):
             self.last_error = str(exc) or type(exc).__name__
-            log.warning("ESL %s (%s): %s", self.name, was, self.last_error)
         else:
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("ESL %s (%s): unexpected error", self.name, was, exc_info=exc)
+            log.error("ESL %s: unexpected error", self.name, exc_info=exc)
+        if was_connected or self.state != STATE_DOWN:
+            return  # the state change to down says it (one line)
+        if self.last_error != self._logged_error:
+            self._logged_error = self.last_error
+            level = logging.ERROR if isinstance(exc, EslAuthError) else logging.WARNING
+            log.log(level, "ESL %s: still down: %s", self.name, self.last_error)
+        else:
+            log.debug("ESL %s: retry failed: %s", self.name, self.last_error)
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: str, why: str | None = None) -> None:
         if state == self.state:
             return
         self.state = state
+        if state == STATE_DOWN and not self._stopping:
+            self._logged_error = self.last_error
+            level = logging.ERROR if (self.last_error or "").startswith(
+                "authentication failed") else logging.WARNING
+            retry = self.backoff_max_healthy if self.connects else self.backoff_max
+            log.log(level, "ESL %s: down: %s (retrying, at most %gs apart)", self.name,
+                    self.last_error or "connection lost", retry)
+        elif state == STATE_CONNECTED:
+            log.info("ESL %s: connected%s", self.name, f" ({why})" if why else "")
         if self.on_state is not None:
             try:
                 self.on_state(self, state)
@@ -480,6 +523,10 @@ class EslNode:
         for waiter in waiters:
             if not waiter.ready():
                 waiter.set_exception(error)
+
+
+def _count(value: str | None, default: int | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() and value.isascii() else default
 
 
 def _verb(data: bytes) -> str:

@@ -64,7 +64,8 @@ POLL_S = 0.5
 WAIT_TIMEOUT_S = 6 * 3600   # a compaction still running after this is reported as failed
 
 # account databases as pouchdb-server lists them: "account/XX/YY/REST" with the slashes gone
-_SANITISED_ACCOUNT = re.compile(r"^account([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{28})$")
+_SANITISED_ACCOUNT = re.compile(
+    r"^account([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{28})(-\d{6})?$")  # (-YYYYMM: a CDR MODb)
 
 # servers (by URL) that answered 400 to POST /db/_compact/<ddoc>: asked no more
 _no_view_compaction: set[str] = set()
@@ -165,7 +166,7 @@ def display_name(name: str) -> str:
     the same database there, and CouchDB lists the slashed one itself.
     """
     m = _SANITISED_ACCOUNT.match(name)
-    return f"account/{m.group(1)}/{m.group(2)}/{m.group(3)}" if m else name
+    return f"account/{m.group(1)}/{m.group(2)}/{m.group(3)}{m.group(4) or ''}" if m else name
 
 
 def human(n: int | None) -> str:

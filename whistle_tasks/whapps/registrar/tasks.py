@@ -1,6 +1,6 @@
-"""The registrar's Celery tasks: ``registrar.authn_req``, ``reg_success``, ``reg_query``,
-``reg_flush`` (API requests, see :mod:`whistle_tasks.whapps.handler` for the convention) and
-``registrar.expire`` (beat)."""
+"""The registrar's Celery tasks: ``registrar.authn_req``, ``reg_success``, ``reg_sync``,
+``reg_query``, ``reg_flush`` (API requests, see :mod:`whistle_tasks.whapps.handler` for the
+convention) and ``registrar.expire`` (beat)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,23 @@ def reg_success(task: Any, msg: dict[str, Any]) -> str | None:  # noqa: ANN401
         log.warning("reg_success for %s@%s waits for CouchDB (retry in %ss)",
                     msg.get("Username"), msg.get("Realm"), delay)
         raise task.retry(exc=exc, countdown=delay) from None
+
+
+@handler(contracts.REG_SYNC, bind=True, max_retries=None)
+def reg_sync(task: Any, msg: dict[str, Any]) -> dict[str, int]:  # noqa: ANN401
+    """A bridge connected to a node: reconcile that node's registrations with what it
+    holds; while CouchDB is away, retry with back-off (nothing lost)."""
+    node = str(msg["FreeSWITCH-Hostname"])
+    try:
+        counts = registrations.sync(node, float(msg["Event-Timestamp"]),
+                                    msg["Registrations"])
+    except Unavailable as exc:
+        delay = min(2 ** min(task.request.retries, 5), 30)
+        log.warning("reg_sync of %s waits for CouchDB (retry in %ss)", node, delay)
+        raise task.retry(exc=exc, countdown=delay) from None
+    log.info("node %s holds %d registrations: %d stored, %d removed, %d already known",
+             node, counts["held"], counts["stored"], counts["removed"], counts["unchanged"])
+    return counts
 
 
 @handler(contracts.REG_QUERY)

@@ -8,11 +8,11 @@
    the account's callflow numbers, then as dialled, then its patterns, then ``no_match``
    (:func:`whistle_tasks.data.callflows.find`). Nothing → 404.
 3. The answer: a callflow of one node that is a plain route is answered here (the fast
-   path, :func:`direct_answer`): ``device`` → its registered contact (not registered →
-   480), ``forward`` → a SIP URI or a gateway (``Invite-Format`` e164 / npan / 1npan /
-   route), ``respond`` → an error. Every other callflow is parked with its id in
-   ``Custom-Channel-Vars``; the bridge's route_win then hands the call to the callflow
-   whapp, which runs it.
+   path, :func:`direct_answer`): ``device`` → every registered contact of it, rung at
+   once (``Dial-Endpoint-Method`` simultaneous; not registered → 480), ``forward`` → a
+   SIP URI or a gateway (``Invite-Format`` e164 / npan / 1npan / route), ``respond`` →
+   an error. Every other callflow is parked with its id in ``Custom-Channel-Vars``; the
+   bridge's route_win then hands the call to the callflow whapp, which runs it.
 
 No FreeSWITCH knowledge here: routes name contacts, URIs and formats; the bridge makes
 dial strings of them.
@@ -119,6 +119,8 @@ def _to_device(account: dict[str, Any], username: str, caller: dict[str, Any],
     if why == "unregistered":
         log.info("route to %s@%s: not registered", username, account["realm"])
         return error(480)
-    if len(found) > 1:
-        return None     # every contact at once: the callflow whapp's device module
-    return {"Method": "bridge", "Routes": [{**caller, **found[0]}]}
+    routes = [{**caller, **route} for route in found]
+    if len(routes) == 1:
+        return {"Method": "bridge", "Routes": routes}
+    # every phone of the device at once: the first to answer wins
+    return {"Method": "bridge", "Dial-Endpoint-Method": "simultaneous", "Routes": routes}

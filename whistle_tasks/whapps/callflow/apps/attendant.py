@@ -33,13 +33,15 @@ def attendant(call: Call) -> None:
     if not extension:
         call.play(GOODBYE)
         return
-    registered = registrations.lookup(realm, extension) if realm else None
-    if registered is None:
+    phones = registrations.contacts(realm, extension) if realm else []
+    if not phones:
         call.play(NOT_AVAILABLE)
         call.play(GOODBYE)
         return
+    # every phone of the extension rings at once; the first to answer takes the call
     outcome = call.bridge([{"Invite-Format": "username", "To-User": extension,
-                            "To-Realm": realm, "Route": registered["Contact"]}], timeout=30)
+                            "To-Realm": realm, "Route": phone["Contact"]} for phone in phones],
+                          timeout=30, method="simultaneous")
     if outcome not in ("SUCCESS", "NORMAL_CLEARING"):
         call.play(NOT_AVAILABLE)
         call.play(GOODBYE)
