@@ -49,7 +49,7 @@ DEFAULT_PREFIX = "/opt/freeswitch"
 
 #: The snippets, in the order freeswitch.xml includes them into section "configuration".
 CONFIG_SNIPPETS = ("switch.conf.xml", "modules.conf.xml", "acl.conf.xml",
-                   "event_socket.conf.xml", "xml_curl.conf.xml")
+                   "event_socket.conf.xml", "xml_curl.conf.xml", "conference.conf.xml")
 #: The prompts the shipped auto-attendant plays (FreeSWITCH has no sound files installed).
 PROMPTS = ("ivr/ivr-welcome_to_freeswitch.wav",
            "ivr/ivr-please_enter_extension_followed_by_pound.wav",

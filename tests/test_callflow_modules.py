@@ -184,7 +184,8 @@ def test_device_rings_and_falls_to_its_child(bridge: dict, standin: EslStandIn, 
     assert kit.wait_done(standin, call_id) == ["set", "bridge", "answer", "playback", "hangup"]
     assert kit.apps(standin, call_id)[0] == ("set", "continue_on_fail=true")
     (dial,) = bridges(standin, call_id)
-    assert "call_timeout=15" in dial and dial.endswith("sofia/internal/sip:1001@192.0.2.10:5060")
+    assert "originate_timeout=15" in dial
+    assert dial.endswith("sofia/internal/sip:1001@192.0.2.10:5060")
 
 
 def test_user_rings_all_its_phones_at_once(bridge: dict, standin: EslStandIn, realm: str,
@@ -252,8 +253,8 @@ def test_ring_group_sequential_falls_to_voicemail(bridge: dict, standin: EslStan
     assert kit.wait_done(standin, call_id) == ["set", "bridge", "set", "bridge", "answer",
                                                "playback", "hangup"]
     first, second = bridges(standin, call_id)
-    assert "call_timeout=10" in first and "sip:4001@" in first and "4002" not in first
-    assert "call_timeout=22" in second and "leg_delay_start=2" in second and "4002@" in second
+    assert "originate_timeout=10" in first and "sip:4001@" in first and "4002" not in first
+    assert "originate_timeout=22" in second and "leg_delay_start=2" in second and "4002@" in second
     assert kit.apps(standin, call_id)[5] == ("playback", "ivr/vm-sales.wav")
 
 
@@ -270,7 +271,7 @@ def test_ring_group_simultaneous_with_member_knobs(bridge: dict, standin: EslSta
     call_id = kit.place(bridge, realm, "7080")
     assert kit.wait_done(standin, call_id) == ["set", "bridge", "hangup"]
     (dial,) = bridges(standin, call_id)
-    assert "call_timeout=25" in dial
+    assert "originate_timeout=25" in dial
     legs = dial.split("}", 1)[1].split(",")
     assert len(legs) == 3 and "leg_timeout=20" in legs[0] and "leg_delay_start=5" in legs[1]
     assert legs[2].endswith("sip:desk@pbx.example.net")

@@ -440,14 +440,14 @@ def test_leg_vars_map_every_documented_field():
         "effective_caller_id_name": "Alice", "effective_caller_id_number": "1000",
         "sip_auth_username": "trunk", "sip_auth_password": "s3cret",
         "codec_string": "PCMU,G722", "progress_timeout": "8", "leg_timeout": "20",
-        "leg_progress_timeout": "5", "leg_delay_start": "2", "call_timeout": "30",
+        "leg_progress_timeout": "5", "leg_delay_start": "2", "originate_timeout": "30",
         "ignore_early_media": "true", "sip_h_X-Account": "abc", "sip_h_X-Count": "3",
         "ecallmgr_Account-ID": "a1", "ecallmgr_Inception": "on-net", "ecallmgr_Flag": "false",
     }
 
 
 def test_global_vars_default_progress_timeout_is_6():
-    assert global_vars({"Timeout": 25}) == {"call_timeout": "25", "progress_timeout": "6"}
+    assert global_vars({"Timeout": 25}) == {"originate_timeout": "25", "progress_timeout": "6"}
     assert global_vars({"Progress-Timeout": 3})["progress_timeout"] == "3"
     assert global_vars({"Ignore-Early-Media": "false"})["ignore_early_media"] == "false"
 

@@ -10,10 +10,6 @@ through ops, the CLI's functions).
   desk, night answers 480;
 - a conference of three: three callers in one room at once;
 - a ring group, sequential, nobody answering: it falls to voicemail, which takes a message.
-
-Written against the integration kit of the real-switch issue (``tests/fskit.py``, the
-``freeswitch`` fixture, ``tests/sipp/``) as it stands on its branch; until that kit is on
-this branch the module skips, saying so. (Not yet run against the real switch.)
 """
 
 from __future__ import annotations
@@ -26,15 +22,12 @@ from typing import Any
 
 import pytest
 
-fskit = pytest.importorskip(
-    "tests.fskit", reason="the FreeSWITCH integration kit (tests/fskit.py) is not here yet")
-
-from tests import support  # noqa: E402
-from tests.bridgekit import EventSink  # noqa: E402
-from whistle_tasks.data import registrations  # noqa: E402
-from whistle_tasks.ops import callflows as cf_ops  # noqa: E402
-from whistle_tasks.ops import provisioning  # noqa: E402
-from whistle_tasks.ops import users as user_ops  # noqa: E402
+from tests import fskit, support
+from tests.bridgekit import EventSink
+from whistle_tasks.data import registrations
+from whistle_tasks.ops import callflows as cf_ops
+from whistle_tasks.ops import provisioning
+from whistle_tasks.ops import users as user_ops
 
 CALLER, CALLER_PW = "1000", "pw-caller"
 #: the callflow worker's clock: Monday 3 June 2024, 09:30 UTC
@@ -192,6 +185,34 @@ def test_a_conference_of_three(freeswitch: fskit.Platform, account: str) -> None
         [r.describe() for r in results]
 
 
+def test_a_sequential_ring_group_nobody_answers_falls_to_its_child(
+        freeswitch: fskit.Platform, account: str, sink: EventSink) -> None:
+    """Each member rings in turn for its own timeout; then the no_answer child runs (a
+    prompt, then the call ends): a failed bridge returns to the callflow on the real switch
+    (continue_on_fail) instead of hanging the caller up."""
+    realm = account
+    first, second = phone(freeswitch, realm, "1001"), phone(freeswitch, realm, "1002")
+    cf_ops.save(realm, {"numbers": ["4100"], "flow": {
+        "module": "ring_group", "data": {"strategy": "sequential", "members": [
+            {"type": "device", "id": "1001", "timeout": 3},
+            {"type": "device", "id": "1002", "timeout": 3}]},
+        "children": {"no_answer": {"module": "play",
+                                   "data": {"media": "ivr/ivr-not_available.wav"}}}}})
+    one = uas(freeswitch, "uas_ring_cancel.xml", first, "1001")
+    two = uas(freeswitch, "uas_ring_cancel.xml", second, "1002")
+    caller = call(freeswitch, realm, "4100", "uac_hungup.xml")
+    assert caller.ok and caller.final_status("INVITE") == "200", caller.describe()
+    rang_one, rang_two = one.wait(30), two.wait(30)
+    for rang in (rang_one, rang_two):
+        assert rang.ok and rang.received()[:2] == ["INVITE", "CANCEL"], rang.describe()
+    events = [m for m in sink.settle(1.0) if (m.get("Custom-Channel-Vars") or {}).get(
+        "Realm") == realm and m.get("Event-Name") == "CHANNEL_EXECUTE_COMPLETE"]
+    outcomes = [(m.get("Application-Name"), m.get("Application-Response")) for m in events
+                if m.get("Application-Name") in ("bridge", "play")]
+    assert outcomes == [("bridge", "NO_ANSWER"), ("bridge", "NO_ANSWER"),
+                        ("play", "FILE PLAYED")], outcomes
+
+
 def test_a_sequential_ring_group_falls_to_voicemail(freeswitch: fskit.Platform,
                                                    account: str, sink: EventSink) -> None:
     realm = account
@@ -215,3 +236,36 @@ def test_a_sequential_ring_group_falls_to_voicemail(freeswitch: fskit.Platform,
     events = [m for m in sink.settle(1.0) if m.get("Event-Name") == "CHANNEL_EXECUTE"
               and (m.get("Custom-Channel-Vars") or {}).get("Realm") == realm]
     assert "record" in [m.get("Application-Name") for m in events]
+
+
+def test_park_then_retrieve(freeswitch: fskit.Platform, account: str, sink: EventSink) -> None:
+    realm = account
+    cf_ops.save(realm, {"numbers": ["7110"], "flow": {"module": "park", "data": {"slot": "701"}}})
+    cf_ops.save(realm, {"numbers": ["7111"], "flow": {
+        "module": "retrieve", "data": {"slot": "701"},
+        "children": {"empty": {"module": "respond", "data": {"code": 404}}}}})
+    account_doc = provisioning.get_account(realm)
+    lot = f"{account_doc['_id']}-default"
+    done: dict[str, fskit.SippResult] = {}
+    # the parked caller waits until the retriever hangs up (the switch then ends its call)
+    parked = threading.Thread(target=lambda: done.setdefault(
+        "parked", call(freeswitch, realm, "7110", "uac_hungup.xml")))
+    parked.start()
+    from whistle_tasks.data import parking
+
+    support.wait_until(lambda: parking.holder({"account_db": account_doc["pvt_account_db"]},
+                                              lot, "701"), timeout=30, what="the call parked")
+    retriever = call(freeswitch, realm, "7111", hold_ms=2000)
+    parked.join(90)
+    assert retriever.ok and retriever.final_status("INVITE") == "200", retriever.describe()
+    assert done["parked"].ok, done["parked"].describe()
+    events = sink.settle(1.0)
+    parking_calls = {m["Call-ID"] for m in events if m.get("Event-Name") == "CHANNEL_EXECUTE"
+                     and m.get("Application-Name") == "valet_park"}
+    bridges = {frozenset((m["Call-ID"], m.get("Other-Leg-Call-ID"))) for m in events
+               if m.get("Event-Name") == "CHANNEL_BRIDGE" and m["Call-ID"] in parking_calls}
+    assert len(parking_calls) == 2 and frozenset(parking_calls) in bridges, (parking_calls,
+                                                                             bridges)
+    support.wait_until(lambda: parking.holder({"account_db": account_doc["pvt_account_db"]},
+                                              lot, "701") is None, timeout=20,
+                       what="the slot freed")

@@ -117,7 +117,7 @@ FIELD_VARS: tuple[tuple[str, str], ...] = (
     ("Endpoint-Timeout", "leg_timeout"),
     ("Endpoint-Progress-Timeout", "leg_progress_timeout"),
     ("Endpoint-Delay", "leg_delay_start"),
-    ("Timeout", "call_timeout"),
+    ("Timeout", "originate_timeout"),  # sofia legs read this one, not call_timeout
     ("Ignore-Early-Media", "ignore_early_media"),
 )
 #: Variables whose value becomes SIP header text: CR and LF are removed from them.

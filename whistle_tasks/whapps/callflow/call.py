@@ -157,18 +157,15 @@ class Call:
             if self.hungup and event_name not in HANGUP_EVENTS:
                 raise Hangup(f"waiting for {event_name}: the call hung up")
 
-    def wait_bridge_end(self, *, since: int = 0, start_timeout: float = 5.0) -> bool:
-        """After the switch connected this call to another by itself (valet parking): wait
-        until that bridge ends. ``since``: :attr:`seen` before the command that led to it.
-        False when no ``CHANNEL_BRIDGE`` came within ``start_timeout`` seconds."""
-        if self._bridged_at <= since:
-            try:
-                self.wait_for("CHANNEL_BRIDGE", timeout=start_timeout)
-            except Timeout:
-                return False
-        if self._unbridged_at < self._bridged_at:
-            self.wait_for("CHANNEL_UNBRIDGE")
-        return True
+    def wait_bridge_end(self, *, since: int = 0) -> None:
+        """After the switch connected this call to another by itself (valet parking's
+        ``uuid_bridge``): wait until that ends: a ``CHANNEL_UNBRIDGE`` after ``since`` (:attr:`seen`
+        before the command that led to it), or the hangup (:class:`Hangup`). FreeSWITCH
+        fires ``CHANNEL_BRIDGE``/``UNBRIDGE`` on one leg of such a bridge only, and hangs the
+        other up when it ends, so the hangup is the end of the other leg."""
+        if self._unbridged_at > since and self._unbridged_at >= self._bridged_at:
+            return
+        self.wait_for("CHANNEL_UNBRIDGE")
 
     def close(self) -> None:
         """Stop listening to this call's events (done for you when the call app returns)."""

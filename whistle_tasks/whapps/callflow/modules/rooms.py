@@ -46,12 +46,13 @@ def conference(call: Call, data: dict[str, Any], context: Context) -> str:
     return DEFAULT
 
 
-def _connect(call: Call, lot: str, slot: str) -> bool:
-    """``valet_park`` on a slot that holds a call: the switch connects the two; wait until
-    that ends. False when the switch did not connect (the parked call left meanwhile)."""
+def _connect(call: Call, lot: str, slot: str) -> None:
+    """``valet_park`` on a slot that holds a call: the switch connects the two (the
+    application returns at once) and we wait until that ends. (Had the parked call left
+    meanwhile, the switch would park this one there instead, until retrieved.)"""
     since = call.seen
     call.command("valet_park", Lot=lot, Slot=slot)
-    return call.wait_bridge_end(since=since)
+    call.wait_bridge_end(since=since)
 
 
 @module("park")
@@ -61,7 +62,8 @@ def park(call: Call, data: dict[str, Any], context: Context) -> str | None:
     slot = str(data["slot"]) if data.get("slot") else None
     if slot is not None and parking.holder(context.account, lot, slot):
         log.info("%s: slot %s holds a call: picking it up", context.path, slot)
-        return None if _connect(call, lot, slot) else "_"
+        _connect(call, lot, slot)
+        return None
     if slot is None:
         slot = parking.claim_free(context.account, lot, call.call_id)
         if slot is None:
@@ -74,8 +76,8 @@ def park(call: Call, data: dict[str, Any], context: Context) -> str | None:
     context.vars["parked"] = slot
     try:
         since = call.seen
-        call.command("valet_park", Lot=lot, Slot=slot)
-        call.wait_bridge_end(since=since, start_timeout=2.0)
+        call.command("valet_park", Lot=lot, Slot=slot)     # until retrieved (or hung up)
+        call.wait_bridge_end(since=since)
     finally:
         parking.release(context.account, lot, slot, call.call_id)
     return None
@@ -94,4 +96,5 @@ def retrieve(call: Call, data: dict[str, Any], context: Context) -> str | None:
         log.info("%s: slot %r of %s is empty", context.path, slot, lot)
         return "empty"
     log.info("%s: retrieving slot %s of %s", context.path, slot, lot)
-    return None if _connect(call, lot, slot) else "empty"
+    _connect(call, lot, slot)
+    return None
