@@ -17,7 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import authn, call_event, command, configuration, error, registration, resource, route
+from schemas import (
+    authn,
+    call_event,
+    command,
+    configuration,
+    error,
+    notification,
+    presence,
+    registration,
+    resource,
+    route,
+)
 from schemas.base import (
     DEFAULT_OPTIONAL,
     DEFAULT_REQUIRED,
@@ -28,7 +39,8 @@ from schemas.base import (
     UnknownMessage,
 )
 
-for _family in (authn, route, registration, call_event, command, resource, error, configuration):
+for _family in (authn, route, registration, call_event, command, resource, error, configuration,
+                presence, notification):
     REGISTRY.register(*_family.MESSAGES)
 
 

@@ -35,6 +35,7 @@ def test_every_family_is_registered():
         "resource_error", "error", "dialplan_error", "doc_created", "doc_edited", "doc_deleted",
         "answer", "hangup", "park", "progress", "play", "tones", "record",
         "play_and_collect_digits", "say", "sleep", "respond", "set", "bridge", "queue", "noop",
+        "store", "mwi_update", "mwi_query", "voicemail_new",
     }
     assert set(schemas.names()) == expected
     assert len(schemas.names()) == len(expected)  # no duplicates
@@ -265,6 +266,10 @@ SAMPLES: dict[str, dict] = {
     "respond": {"Call-ID": "c1", "Response-Code": "486"},
     "set": {"Call-ID": "c1", "Custom-Channel-Vars": {}, "Custom-Call-Vars": {}},
     "bridge": {"Call-ID": "c1", "Endpoints": [_ENDPOINT]},
+    "store": {"Call-ID": "c1", "Media-Name": "m.wav", "Media-Transfer-Destination": "http://h/"},
+    "mwi_update": {"To": "1000@r", "Messages-New": 1, "Messages-Saved": "0"},
+    "mwi_query": {"Username": "1000", "Realm": "r"},
+    "voicemail_new": {"Account-ID": "a1", "Voicemail-Box": "b1", "Voicemail-Name": "m1"},
     "queue": {"Call-ID": "c1", "Commands": [{"Application-Name": "answer"},
                                             {"Application-Name": "play", "Media-Name": "m"}]},
 }

@@ -8,12 +8,20 @@ command that cannot be expressed raises :class:`CommandError` (the caller turns 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from switch_bridge.freeswitch import dialstring
-from switch_bridge.freeswitch.dialstring import protect_expansion
+from switch_bridge.freeswitch.dialstring import api_arg, protect_expansion
 
 Step = tuple[str, str | None]
+
+#: The "application" of a step that is an API command of the node (``bgapi``), not an
+#: application of the channel: it runs whether the call is up or not (``store``), and its
+#: outcome is the ``BACKGROUND_JOB`` with the step's Job-UUID (see :func:`store_result`).
+API = "api"
+#: A recording named by a bare file name lives in the node's record directory.
+_BARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}").fullmatch
 
 COLLECTED_DIGITS_VAR = "collected_digits"
 SIMPLE = {"answer": "answer", "hangup": "hangup", "park": "park", "progress": "pre_answer"}
@@ -51,19 +59,61 @@ def _tone(tone: dict[str, Any]) -> str:
     return spec
 
 
-def steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
+def recording_path(name: Any, record_dir: str) -> str:  # noqa: ANN401
+    """Where the recording ``name`` lives on the node: a bare file name (``vm-1234.wav``:
+    letters, digits, ``.``, ``_``, ``-``) in ``record_dir`` (``WHISTLE_RECORD_DIR``).
+    ``store`` uploads only such files, never another file of the node."""
+    name = _media(name)
+    if not _BARE_NAME(name) or ".." in name:
+        raise CommandError(f"unusable recording name {name!r}")
+    return f"{record_dir.rstrip('/') or '/'}/{name}".replace("//", "/")
+
+
+def steps(cmd: dict[str, Any], *, profile: str, record_dir: str = "/tmp") -> list[Step]:  # noqa: S108
     """The FreeSWITCH applications that run ``cmd``, their data safe from expansion.
 
     FreeSWITCH expands ``${...}`` in the data of every application it executes; a value
     from a whapp (a media name, a caller's digits, a variable) must reach the application
     as written, so every argument goes through :func:`dialstring.protect_expansion` (twice
-    for ``set``/``export``, which expand their value once more).
+    for ``set``/``export``, which expand their value once more). An :data:`API` step is an
+    API command, which FreeSWITCH does not expand: its arguments are quoted for the API's
+    own splitter instead (:func:`dialstring.api_arg`).
     """
-    return [(app, None if arg is None else protect_expansion(arg))
-            for app, arg in _plain_steps(cmd, profile=profile)]
+    return [(app, arg if arg is None or app == API else protect_expansion(arg))
+            for app, arg in _plain_steps(cmd, profile=profile, record_dir=record_dir)]
 
 
-def _plain_steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
+def store_step(cmd: dict[str, Any], record_dir: str) -> Step:
+    """``store``: mod_http_cache's ``http_put <url> <file>`` PUTs the recorded file (its
+    Content-Type from the file's extension, e.g. ``audio/x-wav``). An API command, so it
+    runs after the hangup too, once the ``record`` before it has closed the file."""
+    url = str(cmd["Media-Transfer-Destination"])
+    if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+        raise CommandError("store: Media-Transfer-Destination must be an http(s) URL "
+                           "without blanks")
+    method = cmd.get("Media-Transfer-Method") or "put"
+    if method != "put":
+        raise CommandError(f"store: transfer method {method!r} is not supported (put)")
+    return API, f"http_put {api_arg(url)} {api_arg(recording_path(cmd['Media-Name'], record_dir))}"
+
+
+def store_result(body: str) -> tuple[bool, str]:
+    """``(uploaded, why)`` from ``http_put``'s output: ``+OK <status>`` when the server
+    answered 2xx, ``-ERR <status>`` otherwise (0: no answer, or the file could not be read).
+    ``+OK 0`` means nothing was sent (an empty file): not stored."""
+    text = (body or "").strip()
+    word, _, rest = text.partition(" ")
+    status = rest.strip()
+    if word == "+OK" and status.isdigit() and 200 <= int(status) < 300:
+        return True, f"HTTP {status}"
+    if word in ("+OK", "-ERR") and status.isdigit():
+        code = int(status)
+        return False, ("the file could not be read or the server did not answer" if code == 0
+                       else f"the server answered HTTP {code}")
+    return False, f"unexpected answer {text[:80]!r}"
+
+
+def _plain_steps(cmd: dict[str, Any], *, profile: str, record_dir: str) -> list[Step]:
     app = cmd["Application-Name"]
     if app in SIMPLE:
         return [(SIMPLE[app], None)]
@@ -83,7 +133,11 @@ def _plain_steps(cmd: dict[str, Any], *, profile: str) -> list[Step]:
         limit = int(cmd.get("Time-Limit") or 20)
         threshold = int(cmd.get("Silence-Threshold") or 500)
         hits = int(cmd.get("Silence-Hits") or 5)
-        return [*out, ("record", f"{_media(cmd['Media-Name'])} {limit} {threshold} {hits}")]
+        name = _media(cmd["Media-Name"])
+        path = name if "/" in name else recording_path(name, record_dir)
+        return [*out, ("record", f"{path} {limit} {threshold} {hits}")]
+    if app == "store":
+        return [store_step(cmd, record_dir)]
     if app == "play_and_collect_digits":
         keys = _terminators(cmd.get("Terminators")) or "none"
         failed = cmd.get("Failed-Media-Name") or "silence_stream://250"

@@ -218,7 +218,7 @@ def secrets_of(settings: Settings) -> list[str]:
     not a secret; masking it would mask the user name in every line.
     """
     found: list[str] = []
-    for url in (settings.amqp_url, settings.redis_url, settings.couch_url):
+    for url in (settings.amqp_url, settings.redis_url, settings.couch_url, settings.smtp_url):
         parts = urlsplit(url)
         if parts.password and parts.password != parts.username:
             found += [parts.password, unquote(parts.password)]
@@ -228,6 +228,8 @@ def secrets_of(settings: Settings) -> list[str]:
             found.append(password[0])
     if settings.http_auth:
         found.append(settings.http_auth.partition(":")[2])
+    if settings.media_secret:
+        found.append(settings.media_secret)
     return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
 
 
