@@ -68,7 +68,7 @@ BRIDGE_TYPES = {"Endpoints": nested_list(ENDPOINT), "Timeout": INTEGER,
 #: The API table: application -> its own fields (beyond Application-Name, Call-ID, Insert-At).
 COMMANDS: dict[str, dict[str, Any]] = {
     "answer": {},
-    "hangup": {},
+    "hangup": {"optional": ("Hangup-Cause",)},
     "park": {},
     "progress": {},
     "play": {"required": ("Media-Name",), "optional": ("Terminators",),
@@ -96,6 +96,14 @@ COMMANDS: dict[str, dict[str, Any]] = {
     "store": {"required": ("Media-Name", "Media-Transfer-Destination"),
               "optional": ("Media-Transfer-Method",),
               "values": {"Media-Transfer-Method": STORE_METHODS}},
+    # join a conference room (mod_conference): its id (unique on the switch: callers put the
+    # account in it), the switch's profile, a PIN the caller is asked for, member flags
+    "conference": {"required": ("Conference-ID",),
+                   "optional": ("Profile", "PIN", "Moderator", "Mute", "Deaf"),
+                   "types": {"Moderator": BOOLEAN, "Mute": BOOLEAN, "Deaf": BOOLEAN}},
+    # valet parking (mod_valet_parking): park the call in Slot of Lot, or, when a call is
+    # parked there already, connect to it; runs until the call is retrieved or hangs up
+    "valet_park": {"required": ("Lot", "Slot")},
     "queue": {"required": ("Commands",)},  # Commands' kind is set below (needs QUEUED)
     "noop": {"optional": ("Msg-ID",)},
 }

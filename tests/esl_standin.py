@@ -170,6 +170,8 @@ class _HeldExecute:
     app: str
     arg: str | None
     event_uuid: str
+    response: str | None = None
+    variables: dict[str, str] | None = None
 
 
 class _Conn:
@@ -288,6 +290,11 @@ class EslStandIn:
         # extra headers on an application's CHANNEL_EXECUTE_COMPLETE, e.g.
         # {"play_and_get_digits": {"variable_collected_digits": "1001"}}
         self.app_variables: dict[str, dict[str, str]] = {}
+        # per-execute answers: hook(call uuid, app, arg) -> None (the defaults above) or a
+        # dict with any of "response", "variables" (extra headers), "delay" (seconds before
+        # the completion), "hold" (keep it until release()), "hangup" (a cause: the channel
+        # hangs up instead of completing, as a caller hanging up in the middle)
+        self.execute_hook: Callable[[str, str, str | None], dict | None] | None = None
         # state
         self.commands: list[Command] = []
         self.accepted = 0
@@ -501,6 +508,10 @@ class EslStandIn:
             return
         held = _HeldExecute(conn, cmd.args, headers.get("execute-app-name", ""), cmd.app_arg,
                             headers.get("event-uuid") or str(uuidlib.uuid4()))
+        script = self.execute_hook(held.uuid, held.app, held.arg) if self.execute_hook else None
+        if script is not None:
+            self._scripted(held, script)
+            return
         if not (self.auto_complete or self.hold_completions):
             return
         self._emit(conn, self._execute_headers("CHANNEL_EXECUTE", held))
@@ -517,9 +528,11 @@ class EslStandIn:
         if held.arg:
             extra.append(("Application-Data", held.arg))
         if name == "CHANNEL_EXECUTE_COMPLETE":
-            extra.append(("Application-Response",
-                          self.app_responses.get(held.app, self.application_response)))
-            extra += list(self.app_variables.get(held.app, {}).items())
+            response = held.response if held.response is not None else \
+                self.app_responses.get(held.app, self.application_response)
+            extra.append(("Application-Response", response))
+            extra += list((held.variables if held.variables is not None
+                           else self.app_variables.get(held.app, {})).items())
         extra.append(("Application-UUID", held.event_uuid))
         return self.event_headers(name, extra,
                                   calling=("switch_core_session.c",
@@ -527,6 +540,39 @@ class EslStandIn:
 
     def _complete(self, held: _HeldExecute) -> None:
         self._emit(held.conn, self._execute_headers("CHANNEL_EXECUTE_COMPLETE", held))
+
+    def _scripted(self, held: _HeldExecute, script: dict) -> None:
+        self._emit(held.conn, self._execute_headers("CHANNEL_EXECUTE", held))
+        held.response = script.get("response")
+        held.variables = dict(script.get("variables") or {})
+        if script.get("hold"):
+            with self._lock:
+                self._held.append(held)
+            return
+        if script.get("hangup"):
+            self._later(float(script.get("delay") or 0), self.hangup_call, held.uuid,
+                        str(script["hangup"]), held)
+            return
+        self._later(float(script.get("delay") or 0), self._complete, held)
+
+    def hangup_call(self, call_uuid: str, cause: str = "NORMAL_CLEARING",
+                    running: _HeldExecute | None = None) -> None:
+        """The channel hangs up (the caller hung up): the running application completes
+        (as FreeSWITCH breaks it), then CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE and
+        CHANNEL_DESTROY."""
+        def event(name: str) -> None:
+            self.send_event(name, [("Unique-ID", call_uuid), ("Channel-Call-UUID", call_uuid),
+                                   ("Hangup-Cause", cause), ("Channel-State", "CS_HANGUP")])
+
+        with self._lock:
+            held = [h for h in self._held if h.uuid == call_uuid]
+            self._held = [h for h in self._held if h.uuid != call_uuid]
+        event("CHANNEL_HANGUP")
+        for item in held + ([running] if running is not None else []):
+            item.response = item.response or "_none_"
+            self._complete(item)
+        event("CHANNEL_HANGUP_COMPLETE")
+        event("CHANNEL_DESTROY")
 
     def release(self, event_uuid: str | None = None) -> int:
         """Send the held CHANNEL_EXECUTE_COMPLETEs (all, or the one for ``event_uuid``)."""

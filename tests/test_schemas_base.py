@@ -35,7 +35,7 @@ def test_every_family_is_registered():
         "resource_error", "error", "dialplan_error", "doc_created", "doc_edited", "doc_deleted",
         "answer", "hangup", "park", "progress", "play", "tones", "record",
         "play_and_collect_digits", "say", "sleep", "respond", "set", "bridge", "queue", "noop",
-        "store", "mwi_update", "mwi_query", "voicemail_new",
+        "store", "mwi_update", "mwi_query", "voicemail_new", "conference", "valet_park",
     }
     assert set(schemas.names()) == expected
     assert len(schemas.names()) == len(expected)  # no duplicates
@@ -267,6 +267,8 @@ SAMPLES: dict[str, dict] = {
     "set": {"Call-ID": "c1", "Custom-Channel-Vars": {}, "Custom-Call-Vars": {}},
     "bridge": {"Call-ID": "c1", "Endpoints": [_ENDPOINT]},
     "store": {"Call-ID": "c1", "Media-Name": "m.wav", "Media-Transfer-Destination": "http://h/"},
+    "conference": {"Call-ID": "c1", "Conference-ID": "room"},
+    "valet_park": {"Call-ID": "c1", "Lot": "lot", "Slot": "1"},
     "mwi_update": {"To": "1000@r", "Messages-New": 1, "Messages-Saved": "0"},
     "mwi_query": {"Username": "1000", "Realm": "r"},
     "voicemail_new": {"Account-ID": "a1", "Voicemail-Box": "b1", "Voicemail-Name": "m1"},

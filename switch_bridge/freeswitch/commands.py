@@ -22,6 +22,9 @@ Step = tuple[str, str | None]
 API = "api"
 #: A recording named by a bare file name lives in the node's record directory.
 _BARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}").fullmatch
+_WORD = re.compile(r"[A-Za-z0-9_.-]{1,128}")   # ids that reach an argument as one word
+_DIGITS = re.compile(r"[0-9]{1,16}")
+_CAUSE = re.compile(r"[A-Z_]{1,40}")
 
 COLLECTED_DIGITS_VAR = "collected_digits"
 SIMPLE = {"answer": "answer", "hangup": "hangup", "park": "park", "progress": "pre_answer"}
@@ -113,10 +116,38 @@ def store_result(body: str) -> tuple[bool, str]:
     return False, f"unexpected answer {text[:80]!r}"
 
 
+def _word(value: Any, what: str, pattern: re.Pattern[str] = _WORD) -> str:  # noqa: ANN401
+    text = str(value)
+    if not pattern.fullmatch(text):
+        raise CommandError(f"unusable {what} {text!r}")
+    return text
+
+
+def _conference(cmd: dict[str, Any]) -> str:
+    """``conference <id>@<profile>[+<pin>][+flags{a|b}]`` (mod_conference's one argument:
+    the id and profile may not hold ``@ + {`` or blanks, the PIN is digits)."""
+    data = f"{_word(cmd['Conference-ID'], 'conference id')}@" \
+           f"{_word(cmd.get('Profile') or 'default', 'conference profile')}"
+    if cmd.get("PIN"):
+        data += "+" + _word(cmd["PIN"], "conference PIN", _DIGITS)
+    flags = [flag for flag, field in (("moderator", "Moderator"), ("mute", "Mute"),
+                                      ("deaf", "Deaf")) if cmd.get(field) in (True, "true")]
+    if flags:
+        data += "+flags{" + "|".join(flags) + "}"
+    return data
+
+
 def _plain_steps(cmd: dict[str, Any], *, profile: str, record_dir: str) -> list[Step]:
     app = cmd["Application-Name"]
+    if app == "hangup" and cmd.get("Hangup-Cause"):
+        return [("hangup", _word(cmd["Hangup-Cause"], "hangup cause", _CAUSE))]
     if app in SIMPLE:
         return [(SIMPLE[app], None)]
+    if app == "conference":
+        return [("conference", _conference(cmd))]
+    if app == "valet_park":
+        return [("valet_park", f"{_word(cmd['Lot'], 'parking lot')} "
+                               f"{_word(cmd['Slot'], 'parking slot', _DIGITS)}")]
     out: list[Step] = []
     if app == "play":
         keys = _terminators(cmd.get("Terminators"))

@@ -65,8 +65,11 @@ class Settings:
         "Celery pool and concurrency of each whapp's workers (`whapp=pool:n`, comma-separated).")
     quorum_queues: bool = setting(False,
         "Declare the whapp queues as RabbitMQ quorum queues (clusters; see deploy/rabbitmq).")
-    whapp_modules: str = setting("",
-        "Extra Python modules with your call apps (`@call_app(...)`), comma-separated.")
+    callflow_modules: str = setting("",
+        "Your Python modules of callflow modules and call apps (`@module`, `@call_app`), "
+        "comma-separated.")
+    fixed_clock: str = setting("",
+        "An ISO date-time callflows take as now (`temporal_route` demos, tests); empty: the clock.")
     task_events: bool = setting(True,
         "Workers send task events (what Flower shows live).")
     workers_per_queue: str = setting("",
@@ -187,9 +190,16 @@ def _convert(raw: str, default: Any) -> Any:  # noqa: ANN401
     return raw
 
 
+#: old variable names still read when the new one is not set: old name -> field
+RENAMED = {"WHISTLE_WHAPP_MODULES": "callflow_modules"}
+
+
 def load(environ: dict[str, str] | None = None) -> Settings:
     """Read every ``WHISTLE_*`` variable; unknown or malformed values raise ``ValueError``."""
     env = os.environ if environ is None else environ
+    renamed = {env_name(new): env[old] for old, new in RENAMED.items()
+               if old in env and env_name(new) not in env}
+    env = {**env, **renamed} if renamed else env
     kwargs: dict[str, Any] = {}
     defaults = Settings()
     for f in fields(Settings):

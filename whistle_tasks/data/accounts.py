@@ -8,10 +8,11 @@ entries; the writer has already deleted the shared (Redis) ones.
 Data model (Kazoo's layout, API.md "CouchDB"):
 
 * ``accounts``: one document per account: ``name``, ``realm``, ``enabled``,
-  ``pvt_account_db`` (``account/XX/YY/REST``), ``number_format`` (e164, npan, 1npan).
+  ``pvt_account_db`` (``account/XX/YY/REST``), ``number_format`` (e164, npan, 1npan),
+  ``timezone`` (IANA, for time-of-day routing; UTC when absent).
 * the account database: its devices (``pvt_type`` device, ``sip.username``,
-  ``sip.password`` or only ``sip.a1_hash``, ``enabled``, ``caller_id``, ``codecs``...)
-  and its numbers (``pvt_type`` number).
+  ``sip.password`` or only ``sip.a1_hash``, ``enabled``, ``caller_id``, ``codecs``,
+  ``owner_id``...), users, groups and callflows (:mod:`whistle_tasks.data.callflows`).
 * ``sip_auth``: the aggregate of every device's credentials (same ``_id`` as in the account
   database, plus ``realm``), so authentication is one view look-up.
 """
@@ -32,7 +33,6 @@ NEGATIVE_TTL = 60  # an unknown realm/user is remembered this long (or until cre
 
 _accounts = Cache("accounts")
 _credentials = Cache("creds")
-_numbers = Cache("numbers")
 _number_index = Cache("number_index")
 
 
@@ -41,7 +41,8 @@ def cred_key(realm: str, username: str) -> str:
 
 
 def account_by_realm(realm: str) -> dict[str, Any] | None:
-    """``{"id", "name", "realm", "enabled", "account_db", "number_format"}`` or None."""
+    """``{"id", "name", "realm", "enabled", "account_db", "number_format", "timezone"}`` or
+    None."""
     realm = realm.lower()
 
     def load() -> Any:  # noqa: ANN401
@@ -85,7 +86,8 @@ def prime() -> int:
             found[doc["realm"]] = {"id": doc["_id"], "name": doc.get("name"),
                                    "realm": doc["realm"], "enabled": doc.get("enabled", True),
                                    "account_db": doc.get("pvt_account_db"),
-                                   "number_format": doc.get("number_format", "e164")}
+                                   "number_format": doc.get("number_format", "e164"),
+                                   "timezone": doc.get("timezone")}
     _accounts.set_many(found)
     creds: dict[str, dict[str, Any]] = {}
     for row in couch.all_docs("sip_auth", include_docs=True):
@@ -94,26 +96,6 @@ def prime() -> int:
             creds[cred_key(doc["realm"], doc["sip"]["username"])] = credential_value(doc)
     _credentials.set_many(creds)
     return len(found) + len(creds)
-
-
-def prime_numbers() -> int:
-    """Load every account's numbers into the cache (router start); returns the count.
-
-    Reads each account database's ``_all_docs`` (no index needed), so a router that starts
-    answers its first calls from memory rather than from a view per number.
-    """
-    couch = get_couch()
-    found: dict[str, dict[str, Any]] = {}
-    for row in couch.all_docs("accounts", include_docs=True):
-        account = row.get("doc") or {}
-        if account.get("pvt_type") != "account" or account.get("pvt_deleted"):
-            continue
-        for item in couch.all_docs(account["pvt_account_db"], include_docs=True):
-            doc = item.get("doc") or {}
-            if doc.get("pvt_type") == "number" and not doc.get("pvt_deleted"):
-                found[f"{account['_id']}/{doc['number']}"] = doc
-    _numbers.set_many(found)
-    return len(found)
 
 
 def credential_value(doc: dict[str, Any]) -> dict[str, Any]:
@@ -134,19 +116,6 @@ def forget_account(realm: str, *, shared: bool) -> None:
 def forget_credentials(realm: str, username: str, *, shared: bool) -> None:
     key = cred_key(realm, username)
     (_credentials.delete if shared else _credentials.delete_local)(key)
-
-
-def number(account: dict[str, Any], number: str) -> dict[str, Any] | None:
-    """The number document ``number`` of an account (exact key), or None."""
-    key = f"{account['id']}/{number}"
-    value = _numbers.get(key)
-    if value is MISSING:
-        rows = get_couch().view(account["account_db"], "numbers", "by_number", key=number,
-                                limit=1, include_docs=True)
-        doc = rows[0]["doc"] if rows and rows[0].get("doc") else None
-        value = doc if doc else {"missing": True}
-        _numbers.set(key, value, ttl=NEGATIVE_TTL if doc is None else None)
-    return None if value.get("missing") else value
 
 
 def global_number_key(number: str) -> str:
@@ -171,16 +140,14 @@ def number_owner(number: str) -> dict[str, Any] | None:
 
 
 def forget_numbers(account_id: str, number: str, *, shared: bool) -> None:
-    """Drop cached number look-ups of an account (all of them: numbers are few)."""
+    """Drop the system-wide index entry of ``number`` (``shared``: in Redis too)."""
     if shared:
-        _numbers.delete_prefix(f"{account_id}/")
         _number_index.delete(global_number_key(number))
     else:
-        _numbers.clear_local()
         _number_index.clear_local()
 
 
-@on_change("number")
+@on_change("callflow", "number")
 def _number_changed(change: dict[str, Any]) -> None:
     forget_numbers(str(change.get("Account-ID", "")), "", shared=False)
 

@@ -42,13 +42,14 @@ def a1_hash(username: str, realm: str, password: str) -> str:
 # --- accounts -----------------------------------------------------------------------------
 
 def create_account(name: str, realm: str, *, number_format: str = "e164",
-                   enabled: bool = True) -> dict[str, Any]:
+                   enabled: bool = True, timezone: str | None = None) -> dict[str, Any]:
     realm = realm.strip().lower()
     if not realm or "/" in realm or " " in realm:
         raise ProvisioningError(f"invalid realm {realm!r}")
     if number_format not in numfmt.FORMATS:
         raise ProvisioningError(f"number format must be one of {', '.join(numfmt.FORMATS)}, "
                                 f"not {number_format!r}")
+    check_timezone(timezone)
     couch = get_couch()
     couch.ensure_system()
     if couch.view("accounts", "accounts", "by_realm", key=realm, limit=1):
@@ -58,6 +59,8 @@ def create_account(name: str, realm: str, *, number_format: str = "e164",
     doc = {"_id": account_id, "pvt_type": "account", "name": name, "realm": realm,
            "enabled": enabled, "number_format": number_format, "pvt_account_db": db,
            "pvt_created": _now(), "pvt_modified": _now()}
+    if timezone:
+        doc["timezone"] = timezone
     couch.ensure_db(db)
     for ddoc in couch.design_docs("account"):
         couch.install_design(db, ddoc)
@@ -81,11 +84,27 @@ def list_accounts() -> list[dict[str, Any]]:
     return [row["value"] for row in couch.view("accounts", "accounts", "by_realm")]
 
 
+def check_timezone(timezone: str | None) -> None:
+    from schemas.callflow import TIMEZONE
+
+    if timezone is not None and not TIMEZONE.ok(timezone):
+        raise ProvisioningError(f"unknown time zone {timezone!r} (an IANA name: Europe/Paris)")
+
+
 def set_account_enabled(realm: str, enabled: bool) -> dict[str, Any]:
+    return update_account(realm, {"enabled": enabled})
+
+
+def update_account(realm: str, changes_: dict[str, Any]) -> dict[str, Any]:
+    """Change fields of an account (``enabled``, ``timezone``, ``number_format``)."""
+    if "timezone" in changes_:
+        check_timezone(changes_["timezone"])
+    if "number_format" in changes_ and changes_["number_format"] not in numfmt.FORMATS:
+        raise ProvisioningError(f"number format must be one of {', '.join(numfmt.FORMATS)}")
     account = get_account(realm)
     saved = get_couch().update("accounts", account["_id"],
                                lambda cur: None if cur is None else
-                               {**cur, "enabled": enabled, "pvt_modified": _now()})
+                               {**cur, **changes_, "pvt_modified": _now()})
     accounts.forget_account(account["realm"], shared=True)
     changes.broadcast("edited", "account", account["_id"], realm=account["realm"],
                       account_id=account["_id"])
@@ -305,6 +324,11 @@ def check_invite_format(fmt: str) -> str:
 
 def add_number(number: str, realm: str, target: str, *, invite_format: str | None = None,
                options: dict[str, Any] | None = None, replace: bool = False) -> dict[str, Any]:
+    """Route ``number`` to ``target``: the one-node callflow ``number-<number>`` (see
+    :mod:`whistle_tasks.ops.callflows`). ``options``: ``caller_id``, ``codecs``,
+    ``call_timeout``, ``sip_headers`` of the bridge."""
+    from whistle_tasks.ops import callflows as cf_ops
+
     account = get_account(realm)
     to = parse_target(target)
     if invite_format:
@@ -312,46 +336,48 @@ def add_number(number: str, realm: str, target: str, *, invite_format: str | Non
     key = normalize_number(number, account.get("number_format", "e164"))
     if to["type"] == "device":
         get_device(account["realm"], to["username"])
-    couch = get_couch()
-    doc_id = number_id(key)
-    doc = {"_id": doc_id, "pvt_type": "number", "number": key, "to": to,
-           "pvt_account_id": account["_id"], "pvt_modified": _now(), **(options or {})}
-    existing = couch.get_or_none(account["pvt_account_db"], doc_id)
-    if existing and not existing.get("pvt_deleted") and not replace:
-        raise ProvisioningError(f"number {key} is already assigned in {account['realm']}")
-    if existing:
-        doc["_rev"] = existing["_rev"]
-    saved = couch.save(account["pvt_account_db"], doc)
-    if key != "no_match":
-        index = accounts.global_number_key(key)
-        couch.update("numbers", index, lambda _cur: {
-            "pvt_type": "number_index", "account_id": account["_id"],
-            "realm": account["realm"], "number": key})
-    accounts.forget_numbers(account["_id"], key, shared=True)
-    changes.broadcast("edited" if existing else "created", "number", doc_id,
-                      realm=account["realm"], account_id=account["_id"])
-    return saved
+    doc = cf_ops.number_callflow(account, key, to, options)
+    owner = _number_owner(account, key)
+    if owner is not None and (not replace or owner != doc["_id"]):
+        where = "" if owner == doc["_id"] else f" (callflow {owner})"
+        raise ProvisioningError(f"number {key} is already assigned in {account['realm']}{where}")
+    saved = cf_ops.save(account["realm"], {"numbers": doc["numbers"], "flow": doc["flow"]},
+                        callflow_id=doc["_id"])
+    return {**saved, "number": key}
 
 
-
+def _number_owner(account: dict[str, Any], key: str) -> str | None:
+    rows = get_couch().view(account["pvt_account_db"], "numbers", "by_number", key=key,
+                            limit=1)
+    return rows[0]["id"] if rows else None
 
 
 def list_numbers(realm: str) -> list[dict[str, Any]]:
-    account = get_account(realm)
-    rows = get_couch().view(account["pvt_account_db"], "numbers", "by_number",
-                            include_docs=True)
-    return [row["doc"] for row in rows if row.get("doc")]
+    """Every number of a realm's callflows: ``{"number", "callflow", "target", "flow"}``
+    (``target``: the shorthand, ``device:1001``, or a summary of the callflow)."""
+    from whistle_tasks.ops import callflows as cf_ops
+
+    out = []
+    for doc in cf_ops.list_all(realm):
+        for number in doc.get("numbers") or ():
+            out.append({"number": number, "callflow": doc["_id"], "flow": doc["flow"],
+                        "target": cf_ops.describe(doc["flow"])})
+    return sorted(out, key=lambda row: row["number"])
 
 
 def delete_number(number: str, realm: str) -> None:
+    """Unassign ``number``: its one-number callflow is deleted; a callflow with more numbers
+    keeps the others."""
+    from whistle_tasks.ops import callflows as cf_ops
+
     account = get_account(realm)
     key = normalize_number(number, account.get("number_format", "e164"))
-    couch = get_couch()
-    if not couch.delete(account["pvt_account_db"], number_id(key)):
+    owner = _number_owner(account, key)
+    if owner is None:
         raise ProvisioningError(f"number {key} is not assigned in {account['realm']}")
-    index = couch.get_or_none("numbers", accounts.global_number_key(key))
-    if index and index.get("account_id") == account["_id"]:
-        couch.delete("numbers", index["_id"], index["_rev"])
-    accounts.forget_numbers(account["_id"], key, shared=True)
-    changes.broadcast("deleted", "number", number_id(key), realm=account["realm"],
-                      account_id=account["_id"])
+    doc = cf_ops.find(account["realm"], owner)
+    rest = [n for n in doc.get("numbers") or () if n != key]
+    if not rest and not doc.get("patterns"):
+        cf_ops.delete(account["realm"], owner)
+        return
+    cf_ops.save(account["realm"], {**doc, "numbers": rest}, callflow_id=owner)

@@ -1,9 +1,12 @@
-"""The callflow whapp (queue ``callflow``): parked calls driven by call apps.
+"""The callflow whapp (queue ``callflow``): parked calls driven by callflows.
 
-A call app is a Python function of a call (:func:`call_app`); see
-:mod:`whistle_tasks.whapps.callflow.call` for the API and ``apps/attendant.py`` for a whole one.
+A callflow is a tree of modules (:mod:`schemas.callflow`); the engine (:mod:`.engine`) runs
+it one node at a time. A module is ``fn(call, data, context) -> outcome`` registered with
+:func:`module`; a call app, a function of the call alone, with :func:`call_app`. See
+:mod:`whistle_tasks.whapps.callflow.call` for the Call API, ``modules/`` for the built-in
+modules and ``apps/attendant.py`` for a whole call app.
 """
 
-from whistle_tasks.whapps.callflow.registry import call_app
+from whistle_tasks.whapps.callflow.registry import call_app, module
 
-__all__ = ["call_app"]
+__all__ = ["call_app", "module"]

@@ -35,30 +35,17 @@ from schemas.keys import call_event_key
 from whistle_tasks.core import amqp
 from whistle_tasks.core.inbox import Subscription
 from whistle_tasks.core.log import get_logger
+from whistle_tasks.whapps.callflow.errors import CallError, CommandFailed, Hangup, Timeout
 from whistle_tasks.whapps.callflow.runtime import runtime
 from whistle_tasks.whapps.handler import publish
 
 log = get_logger(__name__)
 
+__all__ = ["Call", "CallError", "CommandFailed", "Hangup", "Timeout", "originate"]
+
 APP_NAME = "callflow"
 HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 DEFAULT_WAIT = 3600.0
-
-
-class CallError(Exception):
-    """Base of what a call's methods raise."""
-
-
-class Hangup(CallError):
-    """The call ended while we were waiting."""
-
-
-class CommandFailed(CallError):
-    """The bridge could not run a command (its ``Error-Message`` is the reason)."""
-
-
-class Timeout(CallError):
-    """Nothing answered the command in time."""
 
 
 class Call:
@@ -166,9 +153,10 @@ class Call:
     def progress(self) -> None:
         self.command("progress")
 
-    def hangup(self) -> None:
+    def hangup(self, cause: str | None = None) -> None:
+        """Hang the call up (with a cause such as ``USER_BUSY``; normal clearing without)."""
         if not self.hungup:
-            self.command("hangup", timeout=30)
+            self.command("hangup", timeout=30, **({"Hangup-Cause": cause} if cause else {}))
 
     def play(self, media: str, *, terminators: str | None = None) -> str:
         """Play ``media``; returns the outcome (e.g. ``FILE PLAYED``)."""

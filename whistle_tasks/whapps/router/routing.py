@@ -3,12 +3,16 @@
 1. The account: the caller's realm (``Custom-Channel-Vars`` of an authenticated device),
    else the host of ``Request``, else — for calls from outside (a carrier's DID) — the
    system-wide number index.
-2. The number: the user part of ``Request``, normalised by the account's ``number_format``
-   (E.164 by default; short extensions stay as dialled), looked up in the account's
-   numbers (view ``numbers/by_number``), then as dialled, then ``no_match``.
-3. The target: a device (its registered contact, from the registrar's data; not registered
-   → 480), a SIP URI or a gateway (``Invite-Format`` e164 / npan / 1npan / route), a whapp
-   (park; the bridge's route_win then hands the call to it) or an error. Nothing → 404.
+2. The callflow: the user part of ``Request``, normalised by the account's
+   ``number_format`` (E.164 by default; short extensions stay as dialled), looked up in
+   the account's callflow numbers, then as dialled, then its patterns, then ``no_match``
+   (:func:`whistle_tasks.data.callflows.find`). Nothing → 404.
+3. The answer: a callflow of one node that is a plain route is answered here (the fast
+   path, :func:`direct_answer`): ``device`` → its registered contact (not registered →
+   480), ``forward`` → a SIP URI or a gateway (``Invite-Format`` e164 / npan / 1npan /
+   route), ``respond`` → an error. Every other callflow is parked with its id in
+   ``Custom-Channel-Vars``; the bridge's route_win then hands the call to the callflow
+   whapp, which runs it.
 
 No FreeSWITCH knowledge here: routes name contacts, URIs and formats; the bridge makes
 dial strings of them.
@@ -18,9 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from whistle_tasks.core import numbers as numfmt
 from whistle_tasks.core.log import get_logger
-from whistle_tasks.data import accounts, registrations
+from whistle_tasks.data import accounts, caller_id, callflows, endpoints
 
 log = get_logger(__name__)
 
@@ -54,57 +57,9 @@ def find_account(request: dict[str, Any], number: str) -> dict[str, Any] | None:
     return None
 
 
-def lookup_number(account: dict[str, Any], number: str) -> dict[str, Any] | None:
-    """The number document for ``number`` (normalised, then as dialled, then no_match)."""
-    fmt = account.get("number_format") or "e164"
-    candidates = []
-    try:
-        candidates.append(numfmt.normalize(number, fmt))
-    except (TypeError, ValueError):
-        pass
-    candidates += [number, "no_match"]
-    for candidate in dict.fromkeys(candidates):
-        doc = accounts.number(account, candidate)
-        if doc is not None:
-            return doc
-    return None
-
-
 def caller_identity(request: dict[str, Any]) -> dict[str, Any]:
-    """Caller-id for the outgoing leg: the calling device's configured caller id, if any."""
-    ccvs = request.get("Custom-Channel-Vars") or {}
-    realm, user = ccvs.get("Realm"), ccvs.get("Username")
-    if not (realm and user):
-        return {}
-    creds = accounts.credentials(str(realm), str(user))
-    caller_id = (creds or {}).get("caller_id") or {}
-    out = {}
-    if caller_id.get("name"):
-        out["Caller-ID-Name"] = caller_id["name"]
-    if caller_id.get("number"):
-        out["Caller-ID-Number"] = caller_id["number"]
-    return out
-
-
-def _options(*docs: dict[str, Any] | None) -> dict[str, Any]:
-    """Route fields from device/number documents (later documents win)."""
-    out: dict[str, Any] = {}
-    for doc in docs:
-        if not doc:
-            continue
-        caller_id = doc.get("caller_id") or {}
-        if caller_id.get("name"):
-            out["Caller-ID-Name"] = caller_id["name"]
-        if caller_id.get("number"):
-            out["Caller-ID-Number"] = caller_id["number"]
-        if doc.get("codecs"):
-            out["Codecs"] = list(doc["codecs"])
-        timeout = doc.get("call_timeout") or doc.get("timeout")
-        if timeout:
-            out["Endpoint-Timeout"] = int(timeout)
-        if doc.get("sip_headers"):
-            out["SIP-Headers"] = dict(doc["sip_headers"])
-    return out
+    """Caller-id for the outgoing leg (the one rule: :mod:`whistle_tasks.data.caller_id`)."""
+    return caller_id.for_bridge(request.get("Custom-Channel-Vars") or {})
 
 
 def route(request: dict[str, Any]) -> dict[str, Any]:
@@ -118,46 +73,57 @@ def route(request: dict[str, Any]) -> dict[str, Any]:
         return error(404)
     if not account.get("enabled", True):
         return error(403, "Account Disabled")
-    doc = lookup_number(account, number)
-    if doc is None:
-        log.info("route %s in %s: no such number", number, account["realm"])
+    match = callflows.find(account, number)
+    if match is None:
+        log.info("route %s in %s: no callflow", number, account["realm"])
         return error(404)
-    to = doc.get("to") or {}
-    kind = to.get("type")
-    caller = caller_identity(request)
-    if kind == "device":
-        return _to_device(account, to["username"], caller, doc)
-    if kind == "uri":
+    answer = direct_answer(account, match, request)
+    if answer is not None:
+        return answer
+    return {"Method": "park", "Server-ID": CALLFLOW_QUEUE,
+            "Custom-Channel-Vars": {"Callflow-ID": match.callflow_id,
+                                    "Account-ID": account["id"], "Realm": account["realm"],
+                                    "Dialled-Number": number, "Callflow-Number": match.number}}
+
+
+def direct_answer(account: dict[str, Any], match: callflows.Match,
+                  request: dict[str, Any]) -> dict[str, Any] | None:
+    """The fast path: a callflow of one node without children that is a plain route —
+    ``device`` (one registered contact), ``forward`` (a URI or a gateway) or ``respond``
+    with an error code — is answered here (bridge or error), with no park. None: park it
+    for the callflow whapp."""
+    root = match.flow
+    if root.get("children"):
+        return None
+    name, data = root.get("module"), root.get("data") or {}
+    if name == "device" and isinstance(data.get("username"), str):
+        return _to_device(account, data["username"], caller_identity(request), data)
+    if name == "forward" and (data.get("uri") or data.get("gateway")):
+        caller = caller_identity(request)
+        if data.get("uri"):
+            return {"Method": "bridge", "Routes": [{
+                "Invite-Format": "route", "Route": str(data["uri"]), **caller,
+                **endpoints.options(data)}]}
+        fmt = data.get("format") or "e164"
+        did = str(data.get("number") or match.number)
         return {"Method": "bridge", "Routes": [{
-            "Invite-Format": "route", "Route": to["uri"], **caller, **_options(doc)}]}
-    if kind == "gateway":
-        fmt = to.get("invite_format") or "e164"
-        did = number if doc.get("number") == "no_match" else doc.get("number", number)
-        return {"Method": "bridge", "Routes": [{
-            "Invite-Format": fmt, "Route": f"sip:{did}@{to['host']}", "To-DID": did,
-            **caller, **_options(doc)}]}
-    if kind == "app":
-        return {"Method": "park", "Server-ID": CALLFLOW_QUEUE,
-                "Custom-Channel-Vars": {"Whapp": to["name"], "Account-ID": account["id"],
-                                        "Realm": account["realm"], "Dialled-Number": number}}
-    if kind == "error":
-        return error(int(to.get("code", 500)), to.get("message") or None)
-    log.error("number %s in %s has an unknown target %r", number, account["realm"], kind)
-    return error(500)
+            "Invite-Format": fmt, "Route": f"sip:{did}@{data['gateway']}", "To-DID": did,
+            **caller, **endpoints.options(data)}]}
+    if name == "respond":
+        code = int(data.get("code") or 500)
+        if code >= 300:
+            return error(code, str(data.get("message") or "") or None)
+    return None
 
 
 def _to_device(account: dict[str, Any], username: str, caller: dict[str, Any],
-               number_doc: dict[str, Any]) -> dict[str, Any]:
-    realm = account["realm"]
-    device = accounts.credentials(realm, username)
-    if device is None or not device.get("enabled", True):
+               data: dict[str, Any]) -> dict[str, Any] | None:
+    found, why = endpoints.device(account["realm"], username, data, account_id=account["id"])
+    if why in ("unknown", "disabled"):
         return error(404)
-    reg = registrations.lookup(realm, username)
-    if reg is None:
-        log.info("route to %s@%s: not registered", username, realm)
+    if why == "unregistered":
+        log.info("route to %s@%s: not registered", username, account["realm"])
         return error(480)
-    return {"Method": "bridge", "Routes": [{
-        "Invite-Format": "username", "To-User": username, "To-Realm": realm,
-        "Route": reg["Contact"], **caller, **_options(device, number_doc),
-        "Custom-Channel-Vars": {"Authorizing-ID": device["authorizing_id"],
-                                "Account-ID": account["id"]}}]}
+    if len(found) > 1:
+        return None     # every contact at once: the callflow whapp's device module
+    return {"Method": "bridge", "Routes": [{**caller, **found[0]}]}

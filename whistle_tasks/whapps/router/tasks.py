@@ -10,7 +10,7 @@ from schemas import contracts
 from whistle_tasks.celery import consumed_queues
 from whistle_tasks.core.couch import CouchError
 from whistle_tasks.core.log import get_logger
-from whistle_tasks.data import accounts
+from whistle_tasks.data import accounts, callflows
 from whistle_tasks.whapps.handler import handler, reply
 from whistle_tasks.whapps.router import routing
 
@@ -36,7 +36,7 @@ def _prime(sender: Any = None, **_: Any) -> None:  # noqa: ANN401
         return
     try:
         primed = 0 if "registrar" in queues else accounts.prime()  # the registrar primes too
-        log.info("router ready: %d accounts/credentials and %d numbers cached", primed,
-                 accounts.prime_numbers())
+        log.info("router ready: %d accounts/credentials and %d callflows cached", primed,
+                 callflows.prime())
     except CouchError as exc:
         log.error("router could not prime its caches: %s (continuing cold)", exc)

@@ -8,9 +8,13 @@ README: the whole whapp is the function below.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from whistle_tasks.data import registrations
 from whistle_tasks.whapps.callflow import call_app
-from whistle_tasks.whapps.callflow.call import Call
+
+if TYPE_CHECKING:
+    from whistle_tasks.whapps.callflow.call import Call
 
 GREETING = "ivr/ivr-welcome_to_freeswitch.wav"
 ASK_EXTENSION = "ivr/ivr-please_enter_extension_followed_by_pound.wav"
