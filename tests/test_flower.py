@@ -181,8 +181,13 @@ def run_one_task_of_each_whapp(bridge: dict, standin: EslStandIn, fixtures: Path
     finally:
         client.close()
 
-    # a number whose whapp does not exist: routed (park), won by callflow, answered 503
-    provisioning.add_number("5000", realm, "app:no-such-whapp")
+    # a callflow (edited by hand in CouchDB: saving would refuse it) naming a module that
+    # does not exist: routed (park), won by callflow, answered 503
+    from whistle_tasks.core.couch import get_couch
+
+    get_couch().save(provisioning.get_account(realm)["pvt_account_db"], {
+        "_id": "number-5000", "pvt_type": "callflow", "numbers": ["5000"],
+        "flow": {"module": "no-such-whapp"}})
     call_id = str(uuid.uuid4())
     standin.auto_complete = True
     try:

@@ -16,6 +16,7 @@ from schemas.keys import encode_key_word
 from tests import support
 from whistle_tasks.cli import main
 from whistle_tasks.data import accounts
+from whistle_tasks.ops import callflows as cf_ops
 from whistle_tasks.ops import imports, provisioning
 
 
@@ -172,15 +173,15 @@ def test_device_import_1000_rows(tmp_path: Path, realm: str) -> None:
 
 def test_number_import_outcomes(tmp_path: Path, realm: str) -> None:
     provisioning.create_device(realm, "100", password="pw")
-    provisioning.add_number("+14155550100", realm, "app:taken")
+    provisioning.add_number("+14155550100", realm, "app:attendant")
     csv_text = (
         "realm,number,to,format\n"
         f"{realm},4155550101,device:100,\n"                    # 2 created (e164 +1415...)
         f"{realm},+14155550102,uri:sip:bob@example.net,\n"      # 3 created
         f"{realm},+14155550103,gateway:gw.example.net,npan\n"   # 4 created
         f"{realm},no_match,error:404:Not Here,\n"               # 5 created
-        f"{realm},14155550101,app:other,\n"                    # 6 skipped: dup of 2
-        f"{realm},+14155550100,app:x,\n"                       # 7 skipped: assigned
+        f"{realm},14155550101,app:attendant,\n"                # 6 skipped: dup of 2
+        f"{realm},+14155550100,app:attendant,\n"               # 7 skipped: assigned
         f"{realm},+14155550104,device:nobody,\n"               # 8 failed: unknown device
         f"{realm},+14155550105,fax:1,\n"                       # 9 failed: target
         f"{realm},+14155550106,app:x,fancy\n"                  # 10 failed: format
@@ -188,17 +189,18 @@ def test_number_import_outcomes(tmp_path: Path, realm: str) -> None:
         f"unknown-{support.unique()}.example.com,+1415555,app:x,\n"  # 12 failed: realm
         f"{realm},+14155550107\n"                               # 13 failed: columns
         f"{realm},+14155550108,error:200,\n"                    # 14 failed: code
+        f"{realm},+14155550109,app:nothing,\n"                 # 15 failed: no such module
     )
     result = CliRunner().invoke(main, ["number", "import", str(write(tmp_path, csv_text))])
     assert result.exit_code == 1, result.output
     out = result.output.splitlines()
-    assert any(line.startswith("numbers: 4 created, 2 skipped, 7 failed (13 rows in ")
+    assert any(line.startswith("numbers: 4 created, 2 skipped, 8 failed (14 rows in ")
                for line in out), result.output
     problems = {int(line.split()[0]): line.split(None, 2)[1:] for line in out
                 if line[:1].isdigit()}
     assert {k: v[0] for k, v in problems.items()} == {
         6: "skipped", 7: "skipped", 8: "failed", 9: "failed", 10: "failed", 11: "failed",
-        12: "failed", 13: "failed", 14: "failed"}
+        12: "failed", 13: "failed", 14: "failed", 15: "failed"}
     assert problems[6][1] == "duplicate of line 2 (+14155550101)"
     assert problems[7][1] == f"number +14155550100 is already assigned in {realm}"
     assert problems[8][1] == f"unknown device nobody@{realm}"
@@ -208,18 +210,21 @@ def test_number_import_outcomes(tmp_path: Path, realm: str) -> None:
     assert problems[12][1].startswith("unknown realm unknown-")
     assert problems[13][1] == "expected 4 columns, found 2"
     assert problems[14][1] == "error target needs a SIP code 400-699, not '200'"
+    assert problems[15][1].startswith("flow.module: unknown module string 'nothing'")
 
-    stored = {doc["number"]: doc for doc in provisioning.list_numbers(realm)}
-    assert stored["+14155550101"]["to"] == {"type": "device", "username": "100"}
-    assert stored["+14155550102"]["to"] == {"type": "uri", "uri": "sip:bob@example.net"}
-    assert stored["+14155550103"]["to"] == {"type": "gateway", "host": "gw.example.net",
-                                            "invite_format": "npan"}
-    assert stored["no_match"]["to"] == {"type": "error", "code": 404, "message": "Not Here"}
-    assert stored["+14155550100"]["to"] == {"type": "app", "name": "taken"}  # untouched
+    stored = {row["number"]: row for row in provisioning.list_numbers(realm)}
+    assert stored["+14155550101"]["target"] == "device:100"
+    assert stored["+14155550102"]["target"] == "uri:sip:bob@example.net"
+    assert stored["+14155550103"]["flow"] == {"module": "forward", "data": {
+        "gateway": "gw.example.net", "format": "npan"}}
+    assert stored["no_match"]["flow"] == {"module": "respond", "data": {
+        "code": 404, "message": "Not Here"}}
+    assert stored["+14155550100"]["target"] == "app:attendant"  # untouched
     # imported documents are exactly what `whistle number add` writes
-    single = provisioning.add_number("+14155550109", realm, "device:100")
-    imported = stored["+14155550101"]
-    assert set(imported) == set(single) and imported["pvt_type"] == single["pvt_type"]
+    single = provisioning.add_number("+14155550110", realm, "device:100")
+    imported = cf_ops.find(realm, "+14155550101")
+    assert set(imported) - {"_rev"} == set(single) - {"_rev", "number"}
+    assert imported["pvt_type"] == single["pvt_type"] == "callflow"
 
 
 def test_number_import_1000_rows(tmp_path: Path, realm: str) -> None:
@@ -244,8 +249,9 @@ def test_number_import_broadcasts_each_created_number(tmp_path: Path, realm: str
     from whistle_tasks.core.config import settings
 
     table = imports.read_numbers(
-        write(tmp_path, "number,to\n+14157770001,app:a\n+14157770002,app:b\n"), realm)
-    key = f"doc.created.number.{encode_key_word(realm)}.*"
+        write(tmp_path, "number,to\n+14157770001,app:attendant\n"
+                        "+14157770002,app:attendant\n"), realm)
+    key = f"doc.created.callflow.{encode_key_word(realm)}.*"
     with Connection(settings.amqp_url) as conn:
         queue = Queue("", exchange=amqp.CONFIGURATION, routing_key=key, exclusive=True,
                       auto_delete=True, durable=False)(conn.default_channel)
@@ -263,7 +269,7 @@ def test_number_import_broadcasts_each_created_number(tmp_path: Path, realm: str
             got.append(amqp.decode_api(message.body))
     assert sorted(m["ID"] for m in got) == ["number-+14157770001", "number-+14157770002"]
     assert {(m["Event-Name"], m["Type"], m["Realm"]) for m in got} == {
-        ("doc_created", "number", realm)}
+        ("doc_created", "callflow", realm)}
 
 
 def test_number_import_stores_numbers_when_rabbitmq_is_away(
@@ -273,7 +279,7 @@ def test_number_import_stores_numbers_when_rabbitmq_is_away(
 
     monkeypatch.setattr(changes, "_publisher",
                         amqp.Publisher("amqp://guest:guest@127.0.0.1:1//", confirm=True))
-    lines = ["number,to"] + [f"+1415888{i:04d},app:x" for i in range(20)]
+    lines = ["number,to"] + [f"+1415888{i:04d},app:attendant" for i in range(20)]
     table = imports.read_numbers(write(tmp_path, "\n".join(lines) + "\n"), realm)
     started = time.monotonic()
     summary = imports.import_numbers(table, realm)

@@ -206,7 +206,14 @@ def _plain_steps(cmd: dict[str, Any], *, profile: str, record_dir: str) -> list[
                 global_vars=dialstring.global_vars(cmd))
         except ValueError as exc:
             raise CommandError(f"bridge: {exc}") from None
-        return [("bridge", target)]
+        # on the caller's channel, not the legs': a failed bridge then returns to us
+        # (FreeSWITCH hangs the caller up otherwise, switch_channel_handle_cause), and the
+        # caller hears the ringback while the legs ring
+        if cmd.get("Continue-On-Fail") in (True, "true"):
+            out.append(("set", "continue_on_fail=true"))
+        if cmd.get("Ringback"):
+            out.append(("set", f"ringback={_var_value(_media(cmd['Ringback']))}"))
+        return [*out, ("bridge", target)]
     raise CommandError(f"{app} is not a command this bridge runs")
 
 

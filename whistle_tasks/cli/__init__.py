@@ -58,9 +58,10 @@ def bridge_cmd() -> None:
 
 
 def _register() -> None:
-    from whistle_tasks.cli import apps, ask, imports, maintenance, ops, provision, status
+    from whistle_tasks.cli import apps, ask, callflows, imports, maintenance, ops, provision, status
 
     provision.register(main)
+    callflows.register(main)
     ask.register(main)
     imports.register(main)
     maintenance.register(main)

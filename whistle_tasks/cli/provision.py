@@ -22,9 +22,10 @@ def account() -> None:
 @click.option("--realm", required=True, help="The account's SIP realm (domain).")
 @click.option("--number-format", type=click.Choice(numfmt.FORMATS), default="e164",
               show_default=True, help="How dialled numbers are normalised for routing.")
-def account_create(name: str, realm: str, number_format: str) -> None:
+@click.option("--timezone", help="IANA time zone of time-of-day routing (default UTC).")
+def account_create(name: str, realm: str, number_format: str, timezone: str | None) -> None:
     """Create an account NAME with its realm."""
-    doc = prov.create_account(name, realm, number_format=number_format)
+    doc = prov.create_account(name, realm, number_format=number_format, timezone=timezone)
     click.echo(f"account {doc['name']} created: realm {doc['realm']}, id {doc['_id']}")
 
 
@@ -34,6 +35,17 @@ def account_list() -> None:
     echo(["name", "realm", "enabled", "id"],
          [(a["name"], a["realm"], "yes" if a["enabled"] else "no", a["id"])
           for a in sorted(prov.list_accounts(), key=lambda a: a["realm"])])
+
+
+@account.command("set")
+@click.option("--realm", required=True)
+@click.option("--timezone", help="IANA time zone of time-of-day routing (Europe/Paris).")
+def account_set(realm: str, timezone: str | None) -> None:
+    """Change an account's settings."""
+    if not timezone:
+        raise click.UsageError("nothing to change")
+    prov.update_account(realm, {"timezone": timezone})
+    click.echo(f"account of {realm.lower()}: time zone {timezone}")
 
 
 @account.command("disable")
@@ -136,7 +148,8 @@ def number() -> None:
 @click.argument("number_")
 @click.option("--realm", required=True)
 @click.option("--to", "target", required=True,
-              help="device:USER | uri:SIP-URI | gateway:HOST | app:NAME | error:CODE[:MESSAGE]")
+              help="device:USER | uri:SIP-URI | gateway:HOST | app:NAME | error:CODE[:MESSAGE] "
+                   "(a one-node callflow: see `whistle callflow`)")
 @click.option("--format", "invite_format", type=click.Choice(GATEWAY_INVITE_FORMATS),
               help="How the number is sent to a gateway (default e164).")
 @click.option("--replace", is_flag=True, help="Re-assign a number that is already assigned.")
@@ -151,14 +164,8 @@ def number_add(number_: str, realm: str, target: str, invite_format: str | None,
 @click.option("--realm", required=True)
 def number_list(realm: str) -> None:
     """The numbers of a realm."""
-    rows = []
-    for doc in prov.list_numbers(realm):
-        to = doc["to"]
-        detail = {"device": to.get("username"), "uri": to.get("uri"), "gateway": to.get("host"),
-                  "app": to.get("name"),
-                  "error": f"{to.get('code')} {to.get('message', '')}".strip()}[to["type"]]
-        rows.append((doc["number"], to["type"], detail, to.get("invite_format", "")))
-    echo(["number", "type", "target", "format"], rows)
+    echo(["number", "target", "callflow"],
+         [(row["number"], row["target"], row["callflow"]) for row in prov.list_numbers(realm)])
 
 
 @number.command("delete")

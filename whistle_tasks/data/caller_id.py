@@ -30,14 +30,20 @@ def configured(doc: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def for_bridge(caller: Mapping[str, Any], *, account: Mapping[str, Any] | None = None,
+               override: Mapping[str, Any] | None = None,
                forwarded_by: Mapping[str, Any] | None = None,
                keep_caller_id: bool = True) -> dict[str, str]:
     """The caller id fields of a bridge for a call from ``caller`` (its
     ``Custom-Channel-Vars``: ``Realm`` and ``Username`` of an authenticated device).
 
+    ``override``: the ``caller_id`` of the number or node that places the bridge (wins).
     ``forwarded_by``: the user document whose call forwarding places this bridge; unless
     ``keep_caller_id``, the callee sees that user's caller id instead of the caller's.
     """
+    if override:
+        chosen = configured({"caller_id": override})
+        if chosen:
+            return chosen
     if forwarded_by is not None and not keep_caller_id:
         own = configured(forwarded_by)
         if own:

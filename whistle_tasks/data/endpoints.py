@@ -1,6 +1,7 @@
-"""What ringing a device takes: its registered contacts as route/endpoint objects, with the
-options its documents carry (codecs, timeout, SIP headers, caller id). Shared by the
-router's direct answers and every bridge of the callflow whapp."""
+"""What ringing something takes: a device's registered contacts, a SIP URI, a number out of a
+gateway, as route/endpoint objects with the options their documents carry (codecs, timeout,
+SIP headers). Shared by the router's direct answers and every bridge of the callflow whapp,
+so both ring the same way."""
 
 from __future__ import annotations
 
@@ -11,17 +12,12 @@ from whistle_tasks.data import accounts, registrations
 
 
 def options(*docs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Route fields from device/number/node documents (later documents win)."""
+    """Route fields from device/number/node documents (later documents win). Caller id is
+    not among them: :func:`whistle_tasks.data.caller_id.for_bridge` chooses it."""
     out: dict[str, Any] = {}
     for doc in docs:
         if not doc:
             continue
-        presented = doc.get("caller_id") or {}
-        if isinstance(presented, Mapping):
-            if presented.get("name"):
-                out["Caller-ID-Name"] = str(presented["name"])
-            if presented.get("number"):
-                out["Caller-ID-Number"] = str(presented["number"])
         if doc.get("codecs"):
             out["Codecs"] = list(doc["codecs"])
         timeout = doc.get("call_timeout") or doc.get("timeout")
@@ -51,3 +47,13 @@ def device(realm: str, username: str, *extra: Mapping[str, Any] | None,
     return [{"Invite-Format": "username", "To-User": username, "To-Realm": realm,
              "Route": contact["Contact"], **shared, "Custom-Channel-Vars": dict(ccvs)}
             for contact in contacts], None
+
+
+def forward(data: Mapping[str, Any], number: str) -> dict[str, Any]:
+    """The endpoint of a ``forward`` node: its SIP ``uri``, or ``number`` (its own
+    ``number`` if it has one) out of its ``gateway`` in its ``format`` (default e164)."""
+    if data.get("uri"):
+        return {"Invite-Format": "route", "Route": str(data["uri"]), **options(data)}
+    did = str(data.get("number") or number)
+    return {"Invite-Format": str(data.get("format") or "e164"),
+            "Route": f"sip:{did}@{data['gateway']}", "To-DID": did, **options(data)}

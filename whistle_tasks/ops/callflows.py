@@ -265,7 +265,7 @@ def number_callflow(account: Mapping[str, Any], key: str, target: Mapping[str, A
     if errors:
         raise CallflowInvalid(errors)
     return {"_id": f"number-{key}", "pvt_type": "callflow", "numbers": [key], "flow": node,
-            "pvt_account_id": account["_id"], "pvt_modified": _now()}
+            "pvt_account_id": account["_id"], "pvt_created": _now(), "pvt_modified": _now()}
 
 
 def migrate(realm: str | None = None) -> dict[str, int]:

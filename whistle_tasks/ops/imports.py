@@ -4,7 +4,8 @@ A file is read whole first (10,000 rows are a few MB), so the caller knows the r
 for a progress bar and every file-level problem (not UTF-8, no header, a missing column) is
 reported before anything is written. Row-level problems never stop an import: each row ends
 ``created``, ``skipped`` (it exists already, or repeats an earlier row of the file) or
-``failed`` with a reason, under its line number in the file (header = line 1).
+``failed`` with a reason, under its line number in the file (header = line 1). A number is
+a one-node callflow, as ``whistle number add`` writes it.
 
 Parsing: the ``csv`` module, UTF-8 with or without a BOM, whitespace stripped from names and
 values, header names case-insensitive with spaces and ``-`` read as ``_`` ("A1-Hash" is
@@ -31,6 +32,8 @@ from whistle_tasks.core import changes
 from whistle_tasks.core.convert import to_bool
 from whistle_tasks.core.couch import CouchError, get_couch
 from whistle_tasks.core.log import get_logger
+from whistle_tasks.data import callflows
+from whistle_tasks.ops import callflows as cf_ops
 from whistle_tasks.ops import provisioning as prov
 
 log = get_logger(__name__)
@@ -318,7 +321,7 @@ def import_devices(table: CsvTable, realm: str | None = None,
 
 def _number_doc(account: dict[str, Any], row: dict[str, str],
                 devices: set[str]) -> dict[str, Any]:
-    """The number document of a row, checked as :func:`provisioning.add_number` checks."""
+    """The one-node callflow of a row, checked as :func:`provisioning.add_number` checks."""
     to = prov.parse_target(row.get("to", ""))
     fmt = (row.get("format") or "").strip().lower()
     if fmt:
@@ -326,8 +329,11 @@ def _number_doc(account: dict[str, Any], row: dict[str, str],
     key = prov.normalize_number(row.get("number", ""), account.get("number_format", "e164"))
     if to["type"] == "device" and to["username"] not in devices:
         raise prov.ProvisioningError(f"unknown device {to['username']}@{account['realm']}")
-    return {"_id": prov.number_id(key), "pvt_type": "number", "number": key, "to": to,
-            "pvt_account_id": account["_id"], "pvt_modified": int(time.time())}
+    try:
+        return cf_ops.number_callflow(account, key, to)
+    except cf_ops.CallflowInvalid as exc:
+        raise prov.ProvisioningError("; ".join(
+            f"{path}: {', '.join(reasons)}" for path, reasons in exc.errors.items())) from None
 
 
 def _existing(db: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -376,11 +382,11 @@ def import_numbers(table: CsvTable, realm: str | None = None,
             except prov.ProvisioningError as exc:
                 out.fail(line, str(exc))
                 continue
-            if doc["number"] in seen:
-                out.add(line, "skipped", f"duplicate of line {seen[doc['number']]} "
-                                         f"({doc['number']})")
+            number = doc["numbers"][0]
+            if number in seen:
+                out.add(line, "skipped", f"duplicate of line {seen[number]} ({number})")
                 continue
-            seen[doc["number"]] = line
+            seen[number] = line
             todo.append((line, doc))
         for start in range(0, len(todo), chunk):
             _write_numbers(account, todo[start:start + chunk], out, broadcaster)
@@ -409,7 +415,7 @@ class _Broadcaster:
             self.unsent += 1
             return
         try:
-            changes.broadcast(action, "number", doc_id, realm=account["realm"],
+            changes.broadcast(action, "callflow", doc_id, realm=account["realm"],
                               account_id=account["_id"])
         except Exception as exc:
             self.unsent = 1
@@ -428,12 +434,21 @@ def _write_numbers(account: dict[str, Any], batch: list[tuple[int, dict[str, Any
         for line, _ in batch:
             out.fail(line, f"not written: {exc}")
         return
+    try:
+        owners = {row["key"]: row["id"] for row in couch.view(
+            db, "numbers", "by_number", keys=[doc["numbers"][0] for _, doc in batch])}
+    except CouchError as exc:
+        log.error("number import into %s: %s", account["realm"], exc)
+        for line, _ in batch:
+            out.fail(line, f"not written: {exc}")
+        return
     docs: list[tuple[int, dict[str, Any]]] = []
     for line, doc in batch:
         old = existing.get(doc["_id"])
-        if old is not None and not old.get("pvt_deleted"):
+        number = doc["numbers"][0]
+        if (old is not None and not old.get("pvt_deleted")) or number in owners:
             out.add(line, "skipped",
-                    f"number {doc['number']} is already assigned in {account['realm']}")
+                    f"number {number} is already assigned in {account['realm']}")
             continue
         if old is not None:
             doc["_rev"] = old["_rev"]
@@ -445,6 +460,7 @@ def _write_numbers(account: dict[str, Any], batch: list[tuple[int, dict[str, Any
         for line, _ in docs:
             out.fail(line, f"not written: {exc}")
         return
+    callflows.forget(account["_id"], None, [doc["numbers"][0] for _, doc in docs], shared=True)
     for (line, doc), result in zip(docs, written, strict=True):
         if result.get("error"):
             out.fail(line, f"{result['error']}: {result.get('reason')}")

@@ -58,6 +58,7 @@ class Call:
         self.channel_vars = dict(channel_vars or {})
         self.events: list[dict[str, Any]] = []
         self.hungup = False
+        self.answered = False
         self.hangup_cause: str | None = None
         self._queue: gevent.queue.Queue = gevent.queue.Queue()
         self._rt = runtime()
@@ -121,12 +122,16 @@ class Call:
         self.events.append(event)
         if len(self.events) > 500:
             del self.events[:250]
+        if event.get("Event-Name") == "CHANNEL_ANSWER":
+            self.answered = True
         if event.get("Event-Name") in HANGUP_EVENTS and not self.hungup:
             self.hungup = True
             self.hangup_cause = event.get("Hangup-Cause")
 
     def wait_for(self, event_name: str, timeout: float = DEFAULT_WAIT) -> dict[str, Any]:
         """The next event ``event_name`` of this call (``CHANNEL_ANSWER``, ``DTMF``...)."""
+        if self.hungup and event_name not in HANGUP_EVENTS:
+            raise Hangup(f"waiting for {event_name}: the call is down")
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -142,6 +147,21 @@ class Call:
             if self.hungup and event_name not in HANGUP_EVENTS:
                 raise Hangup(f"waiting for {event_name}: the call hung up")
 
+    def wait_bridge_end(self, *, since: int = 0, start_timeout: float = 5.0) -> bool:
+        """After the switch connected this call to another by itself (valet parking): wait
+        until that bridge ends. ``since``: the index in :attr:`events` to look from. False
+        when no ``CHANNEL_BRIDGE`` came within ``start_timeout`` seconds."""
+        names = [e.get("Event-Name") for e in self.events[since:]]
+        if "CHANNEL_BRIDGE" not in names:
+            try:
+                self.wait_for("CHANNEL_BRIDGE", timeout=start_timeout)
+            except Timeout:
+                return False
+            names = ["CHANNEL_BRIDGE"]
+        if "CHANNEL_UNBRIDGE" not in names[names.index("CHANNEL_BRIDGE"):]:
+            self.wait_for("CHANNEL_UNBRIDGE")
+        return True
+
     def close(self) -> None:
         """Stop listening to this call's events (done for you when the call app returns)."""
         self._rt.inbox.cancel(self._sub.tag, delete_queue=True)
@@ -149,6 +169,7 @@ class Call:
     # -- the actions ---------------------------------------------------------------------
     def answer(self) -> None:
         self.command("answer")
+        self.answered = True
 
     def progress(self) -> None:
         self.command("progress")

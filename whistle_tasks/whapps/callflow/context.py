@@ -52,6 +52,9 @@ class Context:
     vars: dict[str, Any] = field(default_factory=dict)
     steps: int = 0
     clock: Callable[[], dt.datetime] = system_clock
+    #: the user whose call forwarding the call follows (and whether it keeps the caller id)
+    forwarded_by: Mapping[str, Any] | None = None
+    keep_caller_id: bool = True
 
     @property
     def realm(self) -> str:
@@ -74,7 +77,10 @@ class Context:
         """The time now in ``zone`` (else the account's time zone)."""
         return self.clock().astimezone(self.timezone(zone))
 
-    def caller_id(self, **why: Any) -> dict[str, str]:  # noqa: ANN401
+    def caller_id(self, override: Mapping[str, Any] | None = None) -> dict[str, str]:
         """The caller id to present on a bridge this call makes (one rule for every bridge:
-        :func:`whistle_tasks.data.caller_id.for_bridge`)."""
-        return caller_id.for_bridge(self.caller, account=self.account, **why)
+        :func:`whistle_tasks.data.caller_id.for_bridge`); ``override``: the node's
+        ``caller_id``."""
+        return caller_id.for_bridge(self.caller, account=self.account, override=override,
+                                    forwarded_by=self.forwarded_by,
+                                    keep_caller_id=self.keep_caller_id)

@@ -31,6 +31,10 @@ log = get_logger(__name__)
 #: nodes one call may run in all (transfers and menus included): a runaway stops here
 MAX_STEPS = 250
 
+#: why a run ended when the callflow could not be run as written (the caller gets a 503
+#: when it had not been answered)
+FAILURES = ("too many steps", "unknown module", "invalid data", "failed")
+
 #: per-process counters: "nodes", "<module>", "ended.<why>", "errors.<why>"
 counters: collections.Counter[str] = collections.Counter()
 _lock = threading.Lock()

@@ -44,6 +44,10 @@ CallApp = Callable[[Any], Any]
 BUILTIN = (
     "whistle_tasks.whapps.callflow.modules.media",
     "whistle_tasks.whapps.callflow.modules.control",
+    "whistle_tasks.whapps.callflow.modules.menu",
+    "whistle_tasks.whapps.callflow.modules.ringing",
+    "whistle_tasks.whapps.callflow.modules.temporal",
+    "whistle_tasks.whapps.callflow.modules.rooms",
     "whistle_tasks.whapps.callflow.apps.attendant",
 )
 

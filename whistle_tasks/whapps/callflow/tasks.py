@@ -73,6 +73,8 @@ def route_win(msg: dict[str, Any]) -> str:
         flow, context = prepared
         why = engine.run(call, flow, context)
         log.info("callflow %s ended: %s", context.callflow_id or flow.get("module"), why)
+        if any(failure in why for failure in engine.FAILURES) and not call.answered:
+            call.respond(503, "Service Unavailable")
         return why
     except CallError as exc:
         log.info("callflow ended: %s", exc)

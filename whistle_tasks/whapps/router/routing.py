@@ -57,9 +57,12 @@ def find_account(request: dict[str, Any], number: str) -> dict[str, Any] | None:
     return None
 
 
-def caller_identity(request: dict[str, Any]) -> dict[str, Any]:
-    """Caller-id for the outgoing leg (the one rule: :mod:`whistle_tasks.data.caller_id`)."""
-    return caller_id.for_bridge(request.get("Custom-Channel-Vars") or {})
+def caller_identity(request: dict[str, Any], data: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """Caller-id for the outgoing leg (the one rule: :mod:`whistle_tasks.data.caller_id`);
+    ``data``: the node's, whose ``caller_id`` overrides."""
+    return caller_id.for_bridge(request.get("Custom-Channel-Vars") or {},
+                                override=(data or {}).get("caller_id"))
 
 
 def route(request: dict[str, Any]) -> dict[str, Any]:
@@ -97,18 +100,10 @@ def direct_answer(account: dict[str, Any], match: callflows.Match,
         return None
     name, data = root.get("module"), root.get("data") or {}
     if name == "device" and isinstance(data.get("username"), str):
-        return _to_device(account, data["username"], caller_identity(request), data)
+        return _to_device(account, data["username"], caller_identity(request, data), data)
     if name == "forward" and (data.get("uri") or data.get("gateway")):
-        caller = caller_identity(request)
-        if data.get("uri"):
-            return {"Method": "bridge", "Routes": [{
-                "Invite-Format": "route", "Route": str(data["uri"]), **caller,
-                **endpoints.options(data)}]}
-        fmt = data.get("format") or "e164"
-        did = str(data.get("number") or match.number)
-        return {"Method": "bridge", "Routes": [{
-            "Invite-Format": fmt, "Route": f"sip:{did}@{data['gateway']}", "To-DID": did,
-            **caller, **endpoints.options(data)}]}
+        return {"Method": "bridge", "Routes": [{**caller_identity(request, data),
+                                                **endpoints.forward(data, match.number)}]}
     if name == "respond":
         code = int(data.get("code") or 500)
         if code >= 300:
