@@ -27,7 +27,9 @@ TASK_MODULES = [
     "whistle_tasks.whapps.registrar.tasks",
     "whistle_tasks.whapps.router.tasks",
     "whistle_tasks.whapps.callflow.tasks",
+    "whistle_tasks.whapps.callflow.mwi",
     "whistle_tasks.whapps.maintenance.tasks",
+    "whistle_tasks.whapps.notify.tasks",
 ]
 
 

@@ -50,6 +50,16 @@ def _media(name: Any) -> str:  # noqa: ANN401
     return name
 
 
+def _playable(name: Any) -> str:  # noqa: ANN401
+    """A media name as FreeSWITCH plays it: an ``http(s)://`` URL (Whistle's media service)
+    through mod_http_cache (``http_cache://<url>``: fetched once, then played from the
+    node's cache); anything else (a sound file, ``tone_stream://``...) as written."""
+    name = _media(name)
+    if name.startswith(("http://", "https://")):
+        return f"http_cache://{name}"
+    return name
+
+
 def _tone(tone: dict[str, Any]) -> str:
     freqs = tone.get("Frequencies") or []
     freqs = [str(int(float(f))) for f in (freqs if isinstance(freqs, list) else [freqs])]
@@ -153,7 +163,7 @@ def _plain_steps(cmd: dict[str, Any], *, profile: str, record_dir: str) -> list[
         keys = _terminators(cmd.get("Terminators"))
         if keys:
             out.append(("set", f"playback_terminators={keys}"))
-        return [*out, ("playback", _media(cmd["Media-Name"]))]
+        return [*out, ("playback", _playable(cmd["Media-Name"]))]
     if app == "tones":
         tones = cmd["Tones"]
         return [("playback", "tone_stream://" + ";".join(_tone(t) for t in tones))]
@@ -178,7 +188,8 @@ def _plain_steps(cmd: dict[str, Any], *, profile: str, record_dir: str) -> list[
         return [("play_and_get_digits",
                  f"{int(cmd['Minimum-Digits'])} {int(cmd['Maximum-Digits'])} "
                  f"{int(cmd['Media-Tries'])} {int(cmd['Timeout'])} {keys} "
-                 f"{_media(cmd['Media-Name'])} {_media(failed)} {COLLECTED_DIGITS_VAR} {regex}")]
+                 f"{_playable(cmd['Media-Name'])} {_playable(failed)} {COLLECTED_DIGITS_VAR} "
+                 f"{regex}")]
     if app == "say":
         text = str(cmd["Say-Text"])
         if any(c in text for c in "\r\n\0"):

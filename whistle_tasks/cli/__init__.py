@@ -58,7 +58,17 @@ def bridge_cmd() -> None:
 
 
 def _register() -> None:
-    from whistle_tasks.cli import apps, ask, callflows, imports, maintenance, ops, provision, status
+    from whistle_tasks.cli import (
+        apps,
+        ask,
+        callflows,
+        imports,
+        maintenance,
+        ops,
+        provision,
+        status,
+        voicemail,
+    )
 
     provision.register(main)
     callflows.register(main)
@@ -68,6 +78,7 @@ def _register() -> None:
     ops.register(main)
     status.register(main)
     apps.register(main)
+    voicemail.register(main)
 
 
 _register()

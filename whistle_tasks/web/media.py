@@ -14,7 +14,7 @@ and one operation; nothing else in the request is trusted:
 The document is read from the token's account database only, and must belong to that
 account (``pvt_account_id``), so a token for one account's message never opens another's.
 An upload must declare a length within ``WHISTLE_MEDIA_MAX_BYTES`` and be a PCM WAV file
-(:mod:`whistle_tasks.web.audio`; the content decides, not the declared type); its duration
+(:mod:`whistle_tasks.core.audio`; the content decides, not the declared type); its duration
 and size are written beside it in the document (``pvt_media.<file>``).
 
 Refusals are answered with the status that says why (403 a bad or expired token or the
@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from whistle_tasks.core import audio
 from whistle_tasks.core.config import settings
 from whistle_tasks.core.couch import CouchError, NotFound, Unavailable, get_couch
 from whistle_tasks.core.log import get_logger
 from whistle_tasks.core.signing import MediaGrant, TokenError, verify
 from whistle_tasks.data import media
-from whistle_tasks.web import audio
 
 log = get_logger(__name__)
 
