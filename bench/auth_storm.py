@@ -36,7 +36,7 @@ monkey.patch_all()
 from bench import common, wrk  # noqa: E402
 from bench.http_load import HttpLoad, request_bytes  # noqa: E402
 
-FIXTURE = (common.ROOT.parent / "shared" / "fixtures" / "freeswitch" / "modern" /
+FIXTURE = (common.CAPTURES /
            "a_register_unregister" / "xmlcurl_01_directory_sip_auth_REGISTER_1000.body")
 REALM = "storm.example.com"
 MARKER = '<param name="password"'   # every answer must be the user's directory entry

@@ -30,6 +30,8 @@ BENCH_ENV = {
 os.environ.update(BENCH_ENV)
 
 OUTPUT = ROOT / "test-output" / "bench"
+# the real FreeSWITCH captures the benchmarks replay (recorded bytes, kept with the tests)
+CAPTURES = ROOT / "tests" / "fixtures" / "freeswitch" / "modern"
 VENV_BIN = Path(sys.executable).parent
 
 

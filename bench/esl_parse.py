@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from switch_bridge.freeswitch.esl import protocol as P  # noqa: E402
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "freeswitch" / "modern"
+FIXTURES = ROOT / "tests" / "fixtures" / "freeswitch" / "modern"  # the real captures
 CHUNK = 64 * 1024
 
 

@@ -42,7 +42,7 @@ def stream_frames(fmt: str) -> list:
     from tests.esl_standin import load_capture_events
 
     wanted = set(events.subscription())
-    fixtures = common.ROOT.parent / "shared" / "fixtures" / "freeswitch" / "modern"
+    fixtures = common.CAPTURES
     frames = []
     for case in CASES:
         for frame in load_capture_events(fixtures / case / f"esl_{case[0]}_{fmt}.txt"):

@@ -32,7 +32,7 @@ from bench import common, wrk  # noqa: E402
 from bench.auth_storm import start_bridge  # noqa: E402
 from bench.http_load import HttpLoad, request_bytes  # noqa: E402
 
-FIXTURE = (common.ROOT.parent / "shared" / "fixtures" / "freeswitch" / "modern" /
+FIXTURE = (common.CAPTURES /
            "d_call_1001_bridge" / "xmlcurl_03_dialplan_default_1001.body")
 REALM = "routes.example.com"
 MARKER = 'application="bridge"'

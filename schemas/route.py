@@ -37,7 +37,7 @@ ROUTE_FIELDS = (
     "Auth-Password", "Codecs", "Progress-Timeout", "Caller-ID-Name", "Caller-ID-Number",
     "Caller-ID-Type", "Weight-Cost", "Weight-Location", "Rate", "Rate-Increment",
     "Rate-Minimum", "Surcharge", "SIP-Headers", "Custom-Channel-Vars",
-    # channel-variable sources (API.md, "Channel variables from route/bridge fields")
+    # channel-variable sources (docs/api.md, "Routing": channel variables)
     "Outgoing-Caller-ID-Name", "Outgoing-Caller-ID-Number", "Endpoint-Timeout",
     "Endpoint-Progress-Timeout", "Endpoint-Delay", "Timeout", "Ignore-Early-Media",
 )

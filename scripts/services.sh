@@ -7,7 +7,8 @@
 #   scripts/services.sh down          stop what this checkout started (pouchdb-server only)
 #   scripts/services.sh status        one line per service; exit 1 if any is down
 #   scripts/services.sh vhost NAME    ensure a RabbitMQ vhost with full rights for guest
-#   scripts/services.sh tools         install chromium (Flower test) and wrk (benchmarks) if missing
+#   scripts/services.sh tools         install chromium (Flower test), wrk (benchmarks) and
+#                                     kamailio (balancer config check) if missing
 #
 # Why "check the port first": the services are shared. A RabbitMQ or Redis run by the
 # system (or a pouchdb-server started by another checkout) is used as it is, never
@@ -267,6 +268,18 @@ pouchdb_down() {
     rm -f "$POUCH_PID"
 }
 
+# --- Kamailio (only its binary: tests/test_supervisor.py checks deploy/sip-lb with `kamailio -c`)
+
+kamailio_binary() {
+    need_binary kamailio kamailio
+    # Debian's package leaves the daemon off under SysV init (RUN_KAMAILIO=no) but systemd
+    # starts it on 5060, where it would answer SIP meant for a FreeSWITCH: stop what we started.
+    if [ -n "$JUST_INSTALLED" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        as_root systemctl disable --now kamailio >/dev/null 2>&1 || true
+        say "kamailio: installed for 'kamailio -c' only; its system service is disabled"
+    fi
+}
+
 # --- commands -----------------------------------------------------------------------
 
 status() {
@@ -294,6 +307,6 @@ case "${1:-}" in
     status) status ;;
     vhost) [ $# -eq 2 ] || usage; rabbitmq_vhost "$2" ;;
     # test and benchmark tools from Debian's packages, installed only when missing
-    tools) need_binary chromium chromium; need_binary wrk wrk ;;
+    tools) need_binary chromium chromium; need_binary wrk wrk; kamailio_binary ;;
     *) usage ;;
 esac

@@ -6,7 +6,7 @@ maintained by the uvloop project): every lookup is a new TCP connection from Fre
 libcurl, and gevent's WSGI server spent more on parsing headers through ``email.parser``
 and building a WSGI environ than the bridge spent answering (measured: 590 µs of bridge CPU
 per cached lookup with pywsgi). The answer leaves in one write with ``TCP_NODELAY`` on the
-accepted socket: without it, libcurl waits for a delayed ACK (~40 ms, DESIGN.md).
+accepted socket: without it, libcurl waits for a delayed ACK (~40 ms, docs/design.md).
 
 Only configured clients may call (IP networks, optional basic auth): others get 403.
 Malformed HTTP gets 400, a body over 1 MiB gets 413, a client that stalls is cut off.

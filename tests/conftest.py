@@ -43,14 +43,14 @@ os.environ.update({k.replace("WHISTLE_", "WHISTLE_TEST_", 1): v for k, v in TEST
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "freeswitch"
+FIXTURES = ROOT / "tests" / "fixtures" / "freeswitch"  # provenance: its SOURCES.md
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """The real FreeSWITCH captures; tests that need them skip where they are absent."""
+    """The real FreeSWITCH captures, kept in the repository (a missing dir is an error)."""
     if not FIXTURES.is_dir():
-        pytest.skip(f"FreeSWITCH fixtures not found at {FIXTURES} (../shared is absent)")
+        raise FileNotFoundError(f"FreeSWITCH captures missing: {FIXTURES}")
     return FIXTURES
 
 

@@ -616,7 +616,7 @@ def greenswitch_events(data: bytes) -> list:
 
 
 def test_greenswitch_decodes_before_splitting(fixtures_dir):
-    """The evidence for our own module (DESIGN.md decision 4), measured on case c."""
+    """The evidence for our own module (docs/design.md decision 4), measured on case c."""
     data = (fixtures_dir / "modern" / "c_call_2000_tone_park" / "esl_c_plain.txt").read_bytes()
     theirs = greenswitch_events(data)
     ours = events_of(data)

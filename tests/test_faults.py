@@ -495,7 +495,10 @@ def test_freeswitch_node_drops_refuses_and_goes_silent(vhost: str) -> None:
             refused_attempts = faulty.accepted - accepted
             down_while_refused = _node_metric(port, "up", faulty)
             faulty.rude = False
-            faulty.wait_for(lambda: faulty.subscribed, timeout=30, what="back after refusal")
+            # back: subscribed on the switch's side AND connected on the bridge's (the stand-in
+            # sees the subscription a moment before the bridge's state changes)
+            faulty.wait_for(lambda: faulty.subscribed and _node_metric(port, "up", faulty) == 1,
+                            timeout=30, what="back after refusal")
             # 3. silent (hung: not a byte, not a heartbeat): presumed dead after 3 s
             silent_at = time.monotonic()
             faulty.silent = True

@@ -2,7 +2,7 @@
 
 Each test provisions its own account (unique realm) through the same functions as the CLI,
 sends requests by the calling convention (task ``registrar.<event>`` on ``callmgr`` with the
-API.md key, ``Server-ID`` = the client's queue) and checks the answer on that queue.
+docs/api.md key, ``Server-ID`` = the client's queue) and checks the answer on that queue.
 """
 
 from __future__ import annotations

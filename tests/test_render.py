@@ -6,7 +6,7 @@ domain or under ``groups/group/users``, its ``params`` and ``variables``) and
 ``mod_dialplan_xml`` (the context named like the caller's context, extensions in order, a
 condition without ``field`` always true, ``continue="true"`` goes on to the next
 extension). Both are first checked on FreeSWITCH's own answers from
-fixtures/freeswitch/modern, then applied to ours.
+tests/fixtures/freeswitch/modern, then applied to ours.
 """
 
 from __future__ import annotations

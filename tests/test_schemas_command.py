@@ -16,7 +16,11 @@ ENDPOINT_B = {"Invite-Format": "route", "Route": "sip:+14155550100@gw.example.ne
               "Media": "bypass", "Codecs": ["PCMU"]}
 
 MINIMAL = {
-    "answer": {}, "hangup": {}, "park": {}, "progress": {}, "noop": {"Msg-ID": "n-1"},
+    "answer": {}, "hangup": {"Hangup-Cause": "USER_BUSY"}, "park": {}, "progress": {},
+    "noop": {"Msg-ID": "n-1"},
+    "conference": {"Conference-ID": "acct-room", "Profile": "default", "PIN": "1234",
+                   "Moderator": True, "Mute": "false", "Deaf": False},
+    "valet_park": {"Lot": "acct-default", "Slot": "701"},
     "play": {"Media-Name": "/var/lib/whistle/media/hello.wav", "Terminators": ["#"]},
     "tones": {"Tones": [{"Frequencies": [350, "440"], "Duration-ON": "1000",
                         "Duration-OFF": 0, "Volume": -7, "Repeat": 2}]},

@@ -34,7 +34,7 @@ def _json_events(path):
 
 
 def test_reg_success_from_real_sofia_register(fixtures_dir):
-    """API.md's rule: each field from the event header of its lower-case name, else the
+    """docs/api.md's rule: each field from the event header of its lower-case name, else the
     exact name, plus Event-Timestamp. The result is a valid reg_success."""
     spec = schemas.get("reg_success")
     events = [e for p in sorted((fixtures_dir / "modern").glob("*/esl_*_json.txt"))

@@ -532,7 +532,7 @@ def test_kamailio_accepts_the_balancer_config(tmp_path: Path):
 
     kamailio = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin")
     if not kamailio:
-        pytest.skip("kamailio is not installed (apt-get install kamailio to check the cfg)")
+        pytest.skip("kamailio is not installed (make test installs it: scripts/services.sh tools)")
     src = DEPLOY / "sip-lb" / "kamailio"
     cfg = (src / "kamailio.cfg").read_text()
     cfg = cfg.replace("/etc/kamailio/dispatcher.list", str(src / "dispatcher.list"))

@@ -1,4 +1,4 @@
-"""Whistle call commands → FreeSWITCH applications (the API.md table), nothing else.
+"""Whistle call commands → FreeSWITCH applications (the docs/api.md table), nothing else.
 
 :func:`steps` turns one validated command into the ``(application, argument)`` pairs the
 bridge executes with ``sendmsg``; the command is done when its last step completes. A
@@ -223,7 +223,8 @@ def _plain_steps(cmd: dict[str, Any], *, profile: str, record_dir: str) -> list[
         if cmd.get("Continue-On-Fail") in (True, "true"):
             out.append(("set", "continue_on_fail=true"))
         if cmd.get("Ringback"):
-            out.append(("set", f"ringback={_var_value(_media(cmd['Ringback']))}"))
+            ringback = protect_expansion(_var_value(_media(cmd["Ringback"])))
+            out.append(("set", f"ringback={ringback}"))
         return [*out, ("bridge", target)]
     raise CommandError(f"{app} is not a command this bridge runs")
 

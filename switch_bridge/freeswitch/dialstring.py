@@ -9,7 +9,7 @@ hand to ``switch_ivr_originate``::
 Values come from SIP (caller-id names, user names, headers) and from operators, so every
 value is encoded for each parser it crosses. The parsers and their exact rules, read in
 FreeSWITCH's source (signalwire/freeswitch, the 1.10/1.11 line that the captures in
-``fixtures/freeswitch/modern`` come from):
+``tests/fixtures/freeswitch/modern`` come from):
 
 ``switch_ivr_originate`` (src/switch_ivr_originate.c), in this order:
 
@@ -97,14 +97,14 @@ log = get_logger(__name__)
 #: Counters of what had to be dropped or refused (for metrics and tests).
 STATS: collections.Counter[str] = collections.Counter()
 
-#: Channel-variable prefix of ``Custom-Channel-Vars`` (API.md).
+#: Channel-variable prefix of ``Custom-Channel-Vars`` (docs/api.md).
 CCV_PREFIX = "ecallmgr_"
 DEFAULT_PROGRESS_TIMEOUT = "6"
 LEG_DELIMITER = "!"
 DIAL_METHODS = ("single", "simultaneous")
 
-# Route/bridge field -> FreeSWITCH channel variable (API.md, "Channel variables from
-# route/bridge fields"). SIP-Headers and Custom-Channel-Vars are handled apart.
+# Route/bridge field -> FreeSWITCH channel variable (docs/api.md, "Routing": channel
+# variables from route and bridge fields). SIP-Headers and Custom-Channel-Vars are apart.
 FIELD_VARS: tuple[tuple[str, str], ...] = (
     ("Outgoing-Caller-ID-Name", "origination_caller_id_name"),
     ("Outgoing-Caller-ID-Number", "origination_caller_id_number"),
@@ -336,7 +336,7 @@ def _map_fields(obj: Mapping[str, Any]) -> dict[str, str]:
 
 
 def leg_vars(route: Mapping[str, Any]) -> dict[str, str]:
-    """Per-leg variables (``[...]``) of one route / bridge endpoint (API.md mapping)."""
+    """Per-leg variables (``[...]``) of one route / bridge endpoint (docs/api.md mapping)."""
     return _map_fields(route)
 
 
@@ -389,7 +389,7 @@ def _join_uri(parts: Mapping[str, str], user: str | None) -> str:
 
 
 def endpoint_uri(route: Mapping[str, Any]) -> str:
-    """The SIP URI a route / endpoint goes to, by its ``Invite-Format`` (API.md)."""
+    """The SIP URI a route / endpoint goes to, by its ``Invite-Format`` (docs/api.md)."""
     fmt = route.get("Invite-Format")
     parts = _split_uri(route.get("Route"))
     if fmt in ("route", "contact"):

@@ -2,7 +2,7 @@
 
 Every value is written through :func:`attr`; markup is only ever our own literal element
 and attribute names. Why each escape is there, from FreeSWITCH's source
-(signalwire/freeswitch, the 1.10/1.11 line of ``fixtures/freeswitch/modern``):
+(signalwire/freeswitch, the 1.10/1.11 line of ``tests/fixtures/freeswitch/modern``):
 
 - ``mod_xml_curl.c`` ``xml_url_fetch`` writes the HTTP answer to a temporary file and
   parses it with ``switch_xml_parse_file``, not ``switch_xml_parse_str``. In

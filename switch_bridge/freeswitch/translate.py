@@ -81,7 +81,7 @@ __all__ = [
     "subscription",
 ]
 
-#: The FreeSWITCH events the bridge forwards as call events (API.md, "Call events").
+#: The FreeSWITCH events the bridge forwards as call events (docs/api.md, "Call events").
 #: ``CHANNEL_EXECUTE_ERROR`` is ours (a command that could not run), never FreeSWITCH's.
 CALL_EVENTS: tuple[str, ...] = (
     "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_EXECUTE",
@@ -97,7 +97,7 @@ EXPIRE = "sofia::expire"
 #: The CUSTOM subclasses the bridge subscribes to (pre_register/register_attempt are not).
 REGISTRATION_SUBCLASSES: tuple[str, ...] = (REGISTER, UNREGISTER, EXPIRE)
 
-#: FreeSWITCH application → the Whistle command it runs (API.md, "Call control").
+#: FreeSWITCH application → the Whistle command it runs (docs/api.md, "Call control").
 APPLICATION_NAMES: dict[str, str] = {
     "playback": "play",
     "play_and_get_digits": "play_and_collect_digits",

@@ -5,7 +5,7 @@ two-tier cache: ``accounts`` by realm and ``creds`` (a device's SIP credentials)
 ``realm/username``. A change broadcast (:mod:`whistle_tasks.core.changes`) drops the local
 entries; the writer has already deleted the shared (Redis) ones.
 
-Data model (Kazoo's layout, API.md "CouchDB"):
+Data model (Kazoo's layout, docs/design.md "CouchDB"):
 
 * ``accounts``: one document per account: ``name``, ``realm``, ``enabled``,
   ``pvt_account_db`` (``account/XX/YY/REST``), ``number_format`` (e164, npan, 1npan),

@@ -4,8 +4,9 @@ forgets them.
 A callflow is a document of the account's database (``pvt_type`` ``callflow``, see
 :mod:`schemas.callflow`): ``numbers``, ``patterns`` and the ``flow`` tree. A number finds its
 callflow in this order: the exact number (normalised by the account's format, then as
-dialled), then the account's patterns (ordered by their text, then by callflow id, so the
-order never depends on when they were saved), then the callflow of ``no_match``.
+dialled), then the account's patterns (the longest pattern first, as the more specific,
+then by their text, then by callflow id: the order never depends on when they were saved),
+then the callflow of ``no_match``.
 
 Number documents of before callflows (``pvt_type`` ``number`` with a ``to``) are read as the
 one-node callflows they are (:func:`from_number_doc`) until the migration rewrites them in
@@ -159,7 +160,7 @@ def patterns(account: Mapping[str, Any]) -> list[tuple[re.Pattern[str], str]]:
     if known is not None and known[0] is value:
         return known[1]
     compiled = []
-    for text, callflow_id in sorted(value, key=lambda item: (item[0], item[1])):
+    for text, callflow_id in sorted(value, key=lambda item: (-len(item[0]), item[0], item[1])):
         try:
             compiled.append((re.compile(text), callflow_id))
         except re.error as exc:

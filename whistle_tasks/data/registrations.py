@@ -37,7 +37,7 @@ REG_FIELDS = (
 
 
 def clean_contact(contact: str) -> str:
-    """API.md: strip ``<`` ``>`` (and a display name before them), unquote the host part."""
+    """docs/api.md: strip ``<`` ``>`` (and a display name before them), unquote the host part."""
     contact = contact.strip()
     if "<" in contact:
         contact = contact[contact.index("<") + 1:]

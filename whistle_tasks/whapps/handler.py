@@ -80,7 +80,7 @@ def reply(request: dict[str, Any], name: str, data: dict[str, Any],
 
 
 def reply_error(request: dict[str, Any], message: str, app_name: str = "whistle") -> None:
-    """The generic ``error`` answer (API.md), for a request that cannot be served."""
+    """The generic ``error`` answer (docs/api.md), for a request that cannot be served."""
     if isinstance(request, dict) and request.get("Server-ID") and request.get("Msg-ID"):
         reply(request, "error", {"Error-Message": message,
                                  "Request": str(request.get("Event-Name", ""))}, app_name)

@@ -1,7 +1,7 @@
 """FreeSWITCH event socket (ESL) wire protocol: framing, event parsing, command encoding.
 
 Pure functions and one incremental parser; no sockets, no gevent, so every rule here is
-tested byte for byte against the real captures in ``fixtures/freeswitch/modern``.
+tested byte for byte against the real captures in ``tests/fixtures/freeswitch/modern``.
 
 Framing (``FrameParser``)
     A frame is a block of ``Name: value`` lines ended by the first empty line, then

@@ -17,7 +17,7 @@ finish, for digits, for a bridged call to end) is a greenlet asleep: thousands w
 Every method sends one Whistle command to the call's control queue and waits for the event
 that answers *that* command (the bridge tags it with ``Msg-Reply-ID``); a command that
 could not run raises :class:`CommandFailed`, a call that hung up raises :class:`Hangup`.
-No FreeSWITCH knowledge here: these are the API.md commands.
+No FreeSWITCH knowledge here: these are the docs/api.md commands.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Call:
     # -- the one way to run a command --------------------------------------------------------
     def command(self, application: str, *, wait: bool = True, timeout: float = DEFAULT_WAIT,
                 insert_at: str | None = None, **fields: Any) -> dict[str, Any] | None:  # noqa: ANN401
-        """Send the command ``application`` (API.md field names in ``fields``) and, with
+        """Send the command ``application`` (docs/api.md field names in ``fields``) and, with
         ``wait``, return the ``CHANNEL_EXECUTE_COMPLETE`` that answers it."""
         if self.hungup and application not in RUNS_AFTER_HANGUP:
             raise Hangup(f"{application}: the call is down ({self.hangup_cause})")
@@ -181,6 +181,8 @@ class Call:
         """Hang the call up (with a cause such as ``USER_BUSY``; normal clearing without)."""
         if not self.hungup:
             self.command("hangup", timeout=30, **({"Hangup-Cause": cause} if cause else {}))
+            self.hungup = True
+            self.hangup_cause = self.hangup_cause or cause or "NORMAL_CLEARING"
 
     def play(self, media: str, *, terminators: str | None = None) -> str:
         """Play ``media``; returns the outcome (e.g. ``FILE PLAYED``)."""

@@ -1,6 +1,6 @@
 """CouchDB compaction by Kazoo 4.x's rule, for the beat task and ``whistle compact``.
 
-The rule (API.md "CouchDB"): compact a database when its live data is over
+The rule (docs/design.md "CouchDB"): compact a database when its live data is over
 ``compact_min_data`` bytes AND the share of its file that is not live data,
 ``(disk - data) / disk``, is over ``compact_min_ratio``; at most ``compact_parallel``
 databases compact at a time, each followed by its design-document views and

@@ -39,7 +39,7 @@ def error(code: int, message: str | None = None) -> dict[str, Any]:
 
 
 def dialled(request: dict[str, Any]) -> str:
-    """The number the caller dialled: the user part of ``Request`` (API.md)."""
+    """The number the caller dialled: the user part of ``Request`` (docs/api.md)."""
     return str(request.get("Request", "")).rpartition("@")[0] or \
         str(request.get("Destination-Number", ""))
 

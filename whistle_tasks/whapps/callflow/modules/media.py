@@ -2,7 +2,7 @@
 
 Each answers the call first (unless ``answer`` is false: early media on a call answered
 later) and goes on to its ``_`` child. ``record`` stores a prompt of the account under its
-``name`` (played back by ``play`` with ``prompt:NAME``).
+``name`` on the switch (played back by ``play`` with ``prompt:NAME``).
 """
 
 from __future__ import annotations
@@ -64,8 +64,10 @@ def _keys(value: Any) -> str | None:  # noqa: ANN401
 
 
 def prompt_path(context: Context, name: str) -> str:
-    """Where the switch keeps an account's recorded prompt ``name``."""
-    return f"$${{recordings_dir}}/whistle/{context.account_id}/{name}.wav"
+    """Where the switch keeps an account's recorded prompt ``name``: a relative path, which
+    FreeSWITCH's ``record`` and ``playback`` both read under its sounds directory (one node:
+    a prompt recorded on one switch plays on that switch)."""
+    return f"whistle-prompt-{context.account_id}-{name}.wav"
 
 
 def media_path(media: str, context: Context) -> str:
