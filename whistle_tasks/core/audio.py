@@ -25,9 +25,10 @@ class AudioError(ValueError):
 
 
 def check_declared(declared: str) -> None:
-    """The declared Content-Type (parameters ignored) may name a WAV file."""
+    """The declared Content-Type (parameters ignored) may name a WAV file (none declared:
+    the content alone decides)."""
     base = declared.split(";", 1)[0].strip().lower()
-    if base != ANY and base not in DECLARED:
+    if base and base != ANY and base not in DECLARED:
         raise AudioError(f"Content-Type {base or '(none)'} is not a WAV file's")
 
 

@@ -1,7 +1,7 @@
 """``notify.voicemail_new``: mail a new voicemail, retried while the relay is away.
 
 A relay that is down, slow or answering 4xx only delays the mail: the task is retried by
-Celery (back-off 15 s doubling to 10 min, for about a day) and the message stays in the box
+Celery (back-off 5 s doubling to 10 min, for about a day) and the message stays in the box
 whatever happens. A permanent refusal (5xx: a bad address) is logged and not retried.
 """
 
@@ -17,8 +17,8 @@ from whistle_tasks.whapps.notify import voicemail_mail
 
 log = get_logger(__name__)
 
-MAX_RETRIES = 160           # 15 s doubling to 10 min: about a day in all
-FIRST_RETRY_S = 15
+MAX_RETRIES = 160           # 5 s doubling to 10 min: about a day in all
+FIRST_RETRY_S = 5
 LONGEST_RETRY_S = 600
 
 
