@@ -43,9 +43,6 @@ MINIMAL = {
     "queue": {"Commands": [{"Application-Name": "answer"},
                            {"Application-Name": "play", "Media-Name": "m",
                             "Insert-At": "tail"}]},
-    "conference": {"Conference-ID": "a1-room", "Profile": "default", "PIN": "1234",
-                   "Moderator": True},
-    "valet_park": {"Lot": "lot1", "Slot": "101"},
     "store": {"Media-Name": "vm-1.wav", "Media-Transfer-Destination": "http://m/media/t.wav",
               "Media-Transfer-Method": "put"},
 }
