@@ -334,7 +334,8 @@ def _sleeper_arg(name: str) -> str:
 
 def test_whistle_up_restarts_and_stops_on_sigterm(up):
     u = up("supervisor-up-fake", "--no-check", "--no-workers", "--no-bridge", "--no-media",
-           "--no-beat", "--no-flower", "--process", _sleeper_arg("a"), "--process", _sleeper_arg("b"))
+           "--no-beat", "--no-flower", "--process", _sleeper_arg("a"), "--process",
+           _sleeper_arg("b"))
     wait_until(lambda: len(u.pids()) == 2 and u.text().count("| sleeping") == 2, 20,
                what="both sleepers up")
     first = u.pids()

@@ -4,7 +4,8 @@ Two parts, usable on their own:
 
 - :func:`platform_specs` turns the settings into a list of :class:`ProcessSpec` (name, argv,
   env): the switch bridge, the media service (gunicorn), one Celery worker per whapp queue
-  (times ``workers_of``), celery beat and Flower. Nothing is started; the list can be printed, filtered or extended.
+  (times ``workers_of``), celery beat and Flower. Nothing is started; the list can be
+  printed, filtered or extended.
 - :class:`Supervisor` runs a list of specs: ``start()``, ``run_forever()``, ``stop()``,
   ``status()``. A process that exits is restarted with exponential back-off (1 s doubling
   to 30 s; back to 1 s once it stayed up 60 s). ``stop()`` (or SIGINT/SIGTERM/SIGHUP while
