@@ -215,25 +215,29 @@ def test_check_listen_save_delete_and_change_the_pin(
         bridge: dict, standin: EslStandIn, realm: str, script: Script, client: support.Client,
         media_service: mediakit.MediaService) -> None:
     box = owner_with_box(realm, client)
-    first, second = seed(realm, box, 2.0, 3.0)
+    first, second, third = seed(realm, box, 2.0, 3.0, 2.5)
     cf_ops.save(realm, {"numbers": ["7800"], "flow": {"module": "voicemail_check",
                                                        "data": {"mailbox": "1001"}}})
-    for keys in ("1234", "1", "2", "3", "4", "5678", "#"):
+    # PIN; new messages; the 1st: replay, then next (heard: saved); the 2nd: save; the 3rd:
+    # delete; change the PIN; leave
+    for keys in ("1234", "1", "1", "#", "2", "3", "4", "5678", "#"):
         script.on("play_and_get_digits", kit.digits(keys), times=1)
     call_id = kit.place(bridge, realm, "7800")
     names = kit.wait_done(standin, call_id, timeout=40)
-    assert names.count("play_and_get_digits") == 7
+    assert names.count("play_and_get_digits") == 9
     played = [arg for app, arg in kit.apps(standin, call_id) if app == "playback"]
     urls = [p for p in played if p.startswith(f"http_cache://{media_service.url}/media/")]
-    assert len(urls) == 2, played
+    assert len(urls) == 4 and urls[0] == urls[1], played     # the first one twice
     db = provisioning.get_account(realm)["pvt_account_db"]
     assert vm.message(db, first["_id"])["folder"] == "saved"
-    assert vm.message(db, second["_id"]) is None
+    assert vm.message(db, second["_id"])["folder"] == "saved"
+    assert vm.message(db, third["_id"]) is None
     assert vm.pin_ok(vm.box(db, box["_id"]), "5678")
-    support.wait_until(lambda: any(m["MWI-Voice-Message"] == "0/1 (0/0)"
+    support.wait_until(lambda: any(m["MWI-Voice-Message"] == "0/2 (0/0)"
                                    for m in mwi(standin, realm)), timeout=10,
                        what="the lamp after the changes")
-    assert [m["MWI-Voice-Message"] for m in mwi(standin, realm)] == ["1/1 (0/0)", "0/1 (0/0)"]
+    assert [m["MWI-Voice-Message"] for m in mwi(standin, realm)] == [
+        "2/1 (0/0)", "1/2 (0/0)", "0/2 (0/0)"]
 
 
 def test_check_refuses_a_wrong_pin(bridge: dict, standin: EslStandIn, realm: str,

@@ -276,7 +276,8 @@ def _announce(call: Call, context: Context, box: Mapping[str, Any]) -> None:
 
 
 def _listen(call: Call, context: Context, box: Mapping[str, Any], folder: str) -> None:
-    """Play the folder's messages one by one; after each: replay, save, delete, next."""
+    """Play the folder's messages one by one; after each: replay, save, delete, next, back
+    to the menu. A new message that was heard and not deleted is saved (read)."""
     db = str(context.account["account_db"])
     for number, message in enumerate(vm.messages(db, box["_id"], folder), start=1):
         url = media.doc_read_url(context.account_id, message, vm.MESSAGE_FILE)
@@ -288,15 +289,16 @@ def _listen(call: Call, context: Context, box: Mapping[str, Any], folder: str) -
             choice = AFTER_MESSAGE.get(_key(call, context, "vm-listen_to_recording"), "next")
             if choice != "replay":
                 break
-        if choice == "save" and folder == vm.NEW:
-            vm.move(db, message["_id"], vm.SAVED)
-            call.play(prompt(context, "vm-saved"))
-            _publish_mwi(context, box)
-        elif choice == "delete":
+        if choice == "delete":
             vm.delete_message(db, message["_id"])
             call.play(prompt(context, "vm-deleted"))
             _publish_mwi(context, box)
-        elif choice == "menu":
+        elif folder == vm.NEW:      # heard: a read message is a saved one
+            vm.move(db, message["_id"], vm.SAVED)
+            if choice == "save":
+                call.play(prompt(context, "vm-saved"))
+            _publish_mwi(context, box)
+        if choice == "menu":
             return
     call.play(prompt(context, "vm-no_more_messages"))
 
