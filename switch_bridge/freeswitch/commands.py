@@ -112,8 +112,10 @@ def store_step(cmd: dict[str, Any], record_dir: str) -> Step:
 
 def store_result(body: str) -> tuple[bool, str]:
     """``(uploaded, why)`` from ``http_put``'s output: ``+OK <status>`` when the server
-    answered 2xx, ``-ERR <status>`` otherwise (0: no answer, or the file could not be read).
-    ``+OK 0`` means nothing was sent (an empty file): not stored."""
+    answered 2xx. ``+OK 0`` means nothing was sent (an empty file): not stored. A failure
+    reaches a ``bgapi`` as ``-ERR http_put <url> <file> Command not found!`` (the event
+    socket's words for any API that did not succeed; the status is lost): its text is never
+    repeated, since the URL holds a signed token."""
     text = (body or "").strip()
     word, _, rest = text.partition(" ")
     status = rest.strip()
@@ -123,7 +125,10 @@ def store_result(body: str) -> tuple[bool, str]:
         code = int(status)
         return False, ("the file could not be read or the server did not answer" if code == 0
                        else f"the server answered HTTP {code}")
-    return False, f"unexpected answer {text[:80]!r}"
+    if word == "-ERR":
+        return False, ("FreeSWITCH's http_put failed (the file is missing, or the server "
+                       "refused it or did not answer: its log says which)")
+    return False, f"unexpected answer ({word[:20] or 'nothing'})"
 
 
 def _word(value: Any, what: str, pattern: re.Pattern[str] = _WORD) -> str:  # noqa: ANN401
