@@ -14,7 +14,7 @@ from switch_bridge.freeswitch import commands
 
 
 def store(**fields):
-    return schemas.build("store", {"Call-ID": "c-1", "Media-Name": "vm-1.wav",
+    return schemas.build("store", {"Call-ID": "c-1", "Media-Name": "recording://vm-1.wav",
                                    "Media-Transfer-Destination": "http://m:8095/media/t/a.wav",
                                    **fields})
 
@@ -24,12 +24,17 @@ def test_store_is_one_api_step_with_the_recording_in_the_record_dir():
         (commands.API, "http_put http://m:8095/media/t/a.wav /var/spool/rec/vm-1.wav")]
 
 
-def test_record_of_a_bare_name_goes_to_the_record_dir_and_paths_stay():
-    rec = schemas.build("record", {"Call-ID": "c", "Media-Name": "vm-1.wav", "Time-Limit": 60})
+def test_a_recording_goes_to_the_record_dir_and_other_names_stay():
+    rec = schemas.build("record", {"Call-ID": "c", "Media-Name": "recording://vm-1.wav",
+                                   "Time-Limit": 60})
     assert commands.steps(rec, profile="p", record_dir="/rec") == [
         ("record", "/rec/vm-1.wav 60 500 5")]
-    rec["Media-Name"] = "/elsewhere/x.wav"
-    assert commands.steps(rec, profile="p", record_dir="/rec")[0][1].startswith("/elsewhere/x.")
+    for name in ("/elsewhere/x.wav", "prompt-1.wav"):   # as FreeSWITCH reads them
+        rec["Media-Name"] = name
+        assert commands.steps(rec, profile="p", record_dir="/rec")[0][1].startswith(name)
+    rec["Media-Name"] = "recording://../x.wav"
+    with pytest.raises(commands.CommandError):
+        commands.steps(rec, profile="p", record_dir="/rec")
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "/etc/passwd", "..", "a b.wav", ".hidden",
@@ -125,11 +130,12 @@ def test_store_after_hangup_waits_for_the_record_then_uploads(
     standin.bgapi_results = {"http_put": "+OK 201\n"}
     call_id, queue = park_call(bridge, fixtures_dir, realm, stub, whapp)
     sink = EventSink(call_event_key("*", call_id))
-    name = f"vm-{uuid.uuid4().hex[:8]}.wav"
+    bare = f"vm-{uuid.uuid4().hex[:8]}.wav"
+    name = f"recording://{bare}"
     try:
         whapp.command(queue, call_id, "record", **{"Media-Name": name, "Time-Limit": 120})
         (record,) = wait_sendmsgs(standin, call_id, 1)
-        assert app_of(record) == ("record", f"/var/spool/whistle-test/{name} 120 500 5")
+        assert app_of(record) == ("record", f"/var/spool/whistle-test/{bare} 120 500 5")
         # the caller hangs up while recording; the whapp asks for the upload at once
         standin.send_event("CHANNEL_HANGUP", [("Unique-ID", call_id),
                                               ("Hangup-Cause", "NORMAL_CLEARING")])
@@ -145,7 +151,7 @@ def test_store_after_hangup_waits_for_the_record_then_uploads(
         standin.bgapi_results = {}
         sink.close()
     (put,) = bgapis(standin)
-    assert put.args == f"http_put {URL} /var/spool/whistle-test/{name}"
+    assert put.args == f"http_put {URL} /var/spool/whistle-test/{bare}"
     assert put.headers["job-uuid"]
     assert answer["Event-Name"] == "CHANNEL_EXECUTE_COMPLETE"
     assert answer["Application-Name"] == "store"
@@ -166,7 +172,7 @@ def test_store_failure_and_late_commands_after_the_end(
         sink.drain(2)
         # within the linger: store still runs (and fails as the server said), play does not
         refused = whapp.command(queue, call_id, "store", **{
-            "Media-Name": "vm-late.wav", "Media-Transfer-Destination": URL})
+            "Media-Name": "recording://vm-late.wav", "Media-Transfer-Destination": URL})
         late = whapp.command(queue, call_id, "play", **{"Media-Name": "x.wav"})
         bad = whapp.command(queue, call_id, "store", **{
             "Media-Name": "../../etc/passwd", "Media-Transfer-Destination": URL})

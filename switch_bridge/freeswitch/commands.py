@@ -20,7 +20,8 @@ Step = tuple[str, str | None]
 #: application of the channel: it runs whether the call is up or not (``store``), and its
 #: outcome is the ``BACKGROUND_JOB`` with the step's Job-UUID (see :func:`store_result`).
 API = "api"
-#: A recording named by a bare file name lives in the node's record directory.
+#: A recording to be stored (``recording://<name>``) lives in the node's record directory.
+RECORDING = "recording://"
 _BARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}").fullmatch
 _WORD = re.compile(r"[A-Za-z0-9_.-]{1,128}")   # ids that reach an argument as one word
 _DIGITS = re.compile(r"[0-9]{1,16}")
@@ -73,10 +74,11 @@ def _tone(tone: dict[str, Any]) -> str:
 
 
 def recording_path(name: Any, record_dir: str) -> str:  # noqa: ANN401
-    """Where the recording ``name`` lives on the node: a bare file name (``vm-1234.wav``:
-    letters, digits, ``.``, ``_``, ``-``) in ``record_dir`` (``WHISTLE_RECORD_DIR``).
-    ``store`` uploads only such files, never another file of the node."""
-    name = _media(name)
+    """Where the recording ``recording://<name>`` lives on the node: ``<name>`` (a file name:
+    letters, digits, ``.``, ``_``, ``-``; ``store`` also takes it without the scheme) in
+    ``record_dir`` (``WHISTLE_RECORD_DIR``). ``store`` uploads only such files, never
+    another file of the node."""
+    name = _media(name).removeprefix(RECORDING)
     if not _BARE_NAME(name) or ".." in name:
         raise CommandError(f"unusable recording name {name!r}")
     return f"{record_dir.rstrip('/') or '/'}/{name}".replace("//", "/")
@@ -180,7 +182,7 @@ def _plain_steps(cmd: dict[str, Any], *, profile: str, record_dir: str) -> list[
         threshold = int(cmd.get("Silence-Threshold") or 500)
         hits = int(cmd.get("Silence-Hits") or 5)
         name = _media(cmd["Media-Name"])
-        path = name if "/" in name else recording_path(name, record_dir)
+        path = recording_path(name, record_dir) if name.startswith(RECORDING) else name
         return [*out, ("record", f"{path} {limit} {threshold} {hits}")]
     if app == "store":
         return [store_step(cmd, record_dir)]

@@ -95,7 +95,7 @@ class Settings:
         "Event format asked of FreeSWITCH: `json` or `plain`.")
     record_dir: str = setting("/tmp",  # noqa: S108 - a directory on the FreeSWITCH node
         "Directory on the FreeSWITCH nodes where calls are recorded until `store` uploads "
-        "them (a `record` of a bare file name).")
+        "them (a `record` of `recording://NAME`).")
     # media service (voicemail messages, greetings, prompts over HTTP)
     media_listen: str = setting("127.0.0.1:8095",
         "Address the media service binds (`whistle up` runs it under gunicorn).")

@@ -218,7 +218,8 @@ class Call:
         return str(event.get("Application-Response") or media)
 
     def store(self, media: str, url: str) -> None:
-        """Upload the recording ``media`` (the bare file name a :meth:`record` gave) to
+        """Upload the recording ``media`` (``recording://<file name>``, as :meth:`record` was
+        given it: recorded in the switch's record directory) to
         ``url`` with an HTTP PUT (a media service upload URL). Works after the hangup too:
         it runs once the recording before it is closed. Raises :class:`CommandFailed` when
         the upload failed (the reason names what the server answered)."""

@@ -126,7 +126,7 @@ def voicemail(call: Call, data: dict[str, Any], context: Context) -> str | None:
     # the message exists from here on: whatever happens to the call, _keep files or drops it
     message = vm.begin_message(context.account, box, caller_id_name=name,
                                caller_id_number=number, call_id=call.call_id)
-    recording = f"vm-{message['_id']}.wav"
+    recording = f"recording://vm-{message['_id']}.wav"
     try:
         call.record(recording, time_limit=vm.limit(box, "max_message_length"),
                     terminators="#")
@@ -307,7 +307,7 @@ def _record_greeting(call: Call, context: Context, box: Mapping[str, Any]) -> No
     """Record the box's greeting and store it on the box (the caller keys # to end it)."""
     call.play(prompt(context, "vm-record_greeting"), terminators="#")
     call.tones(BEEP)
-    recording = f"greeting-{box['_id']}-{uuid.uuid4().hex[:8]}.wav"
+    recording = f"recording://greeting-{box['_id']}-{uuid.uuid4().hex[:8]}.wav"
     call.record(recording, time_limit=GREETING_LIMIT_S, terminators="#")
     call.store(recording, media.upload_url(context.account_id, box["_id"], vm.GREETING_FILE))
     call.play(prompt(context, "vm-saved"))
