@@ -49,6 +49,7 @@ HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL
 RUNS_AFTER_HANGUP = frozenset({"store"})
 STORE_WAIT = 180.0
 DEFAULT_WAIT = 3600.0
+EVENTS_KEPT = 32      # a call keeps its latest events only (a reply that came early is one)
 
 
 class Call:
@@ -59,7 +60,10 @@ class Call:
         self.call_id = call_id
         self.control_queue = control_queue
         self.channel_vars = dict(channel_vars or {})
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []   # the latest (EVENTS_KEPT at most)
+        self.seen = 0                              # events seen in all
+        self._bridged_at = 0                       # self.seen at the last CHANNEL_BRIDGE
+        self._unbridged_at = 0                     # ... and at the last CHANNEL_UNBRIDGE
         self.hungup = False
         self.answered = False
         self.hangup_cause: str | None = None
@@ -123,8 +127,14 @@ class Call:
 
     def _seen(self, event: dict[str, Any]) -> None:
         self.events.append(event)
-        if len(self.events) > 500:
-            del self.events[:250]
+        if len(self.events) > EVENTS_KEPT:
+            del self.events[:EVENTS_KEPT // 2]
+        self.seen += 1
+        name = event.get("Event-Name")
+        if name == "CHANNEL_BRIDGE":
+            self._bridged_at = self.seen
+        elif name == "CHANNEL_UNBRIDGE":
+            self._unbridged_at = self.seen
         if event.get("Event-Name") == "CHANNEL_ANSWER":
             self.answered = True
         if event.get("Event-Name") in HANGUP_EVENTS and not self.hungup:
@@ -152,16 +162,14 @@ class Call:
 
     def wait_bridge_end(self, *, since: int = 0, start_timeout: float = 5.0) -> bool:
         """After the switch connected this call to another by itself (valet parking): wait
-        until that bridge ends. ``since``: the index in :attr:`events` to look from. False
-        when no ``CHANNEL_BRIDGE`` came within ``start_timeout`` seconds."""
-        names = [e.get("Event-Name") for e in self.events[since:]]
-        if "CHANNEL_BRIDGE" not in names:
+        until that bridge ends. ``since``: :attr:`seen` before the command that led to it.
+        False when no ``CHANNEL_BRIDGE`` came within ``start_timeout`` seconds."""
+        if self._bridged_at <= since:
             try:
                 self.wait_for("CHANNEL_BRIDGE", timeout=start_timeout)
             except Timeout:
                 return False
-            names = ["CHANNEL_BRIDGE"]
-        if "CHANNEL_UNBRIDGE" not in names[names.index("CHANNEL_BRIDGE"):]:
+        if self._unbridged_at < self._bridged_at:
             self.wait_for("CHANNEL_UNBRIDGE")
         return True
 

@@ -49,7 +49,7 @@ def conference(call: Call, data: dict[str, Any], context: Context) -> str:
 def _connect(call: Call, lot: str, slot: str) -> bool:
     """``valet_park`` on a slot that holds a call: the switch connects the two; wait until
     that ends. False when the switch did not connect (the parked call left meanwhile)."""
-    since = len(call.events)
+    since = call.seen
     call.command("valet_park", Lot=lot, Slot=slot)
     return call.wait_bridge_end(since=since)
 
@@ -73,7 +73,7 @@ def park(call: Call, data: dict[str, Any], context: Context) -> str | None:
     log.info("%s: parked in %s of %s", context.path, slot, lot)
     context.vars["parked"] = slot
     try:
-        since = len(call.events)
+        since = call.seen
         call.command("valet_park", Lot=lot, Slot=slot)
         call.wait_bridge_end(since=since, start_timeout=2.0)
     finally:
