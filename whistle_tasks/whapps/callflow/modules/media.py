@@ -23,9 +23,8 @@ def answered(call: Call, data: dict[str, Any], context: Context) -> None:
     """Answer the call once (``data["answer"]`` false: leave it unanswered)."""
     if data.get("answer", True) in (False, "false"):
         return
-    if not context.vars.get("answered"):
+    if not call.answered:
         call.answer()
-        context.vars["answered"] = True
 
 
 @module("play")
