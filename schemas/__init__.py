@@ -24,6 +24,8 @@ from schemas import (
     command,
     configuration,
     error,
+    notification,
+    presence,
     registration,
     resource,
     route,
@@ -39,7 +41,7 @@ from schemas.base import (
 )
 
 for _family in (authn, route, registration, call_event, command, resource, error, configuration,
-                call_manage):
+                call_manage, presence, notification):
     REGISTRY.register(*_family.MESSAGES)
 
 

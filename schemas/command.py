@@ -34,6 +34,8 @@ from schemas.route import ROUTE_FIELDS, ROUTE_MEDIA, ROUTE_TYPES, ROUTE_VALUES
 
 INSERT_AT = ("head", "tail", "flush", "now")
 DIAL_METHODS = ("single", "simultaneous")
+#: how ``store`` sends the file (an HTTP PUT of the whole file)
+STORE_METHODS = ("put",)
 
 #: FreeSWITCH ``say`` types and methods (as Kazoo's kapi_dialplan).
 SAY_TYPES = ("number", "items", "persons", "messages", "currency", "time_measurement",
@@ -90,6 +92,10 @@ COMMANDS: dict[str, dict[str, Any]] = {
             "types": {"Custom-Channel-Vars": SCALARS, "Custom-Call-Vars": SCALARS}},
     "bridge": {"required": ("Endpoints",), "optional": BRIDGE_OPTIONAL,
                "values": BRIDGE_VALUES, "types": BRIDGE_TYPES},
+    # upload a file the switch recorded (``record``) to a URL; runs even after the hangup
+    "store": {"required": ("Media-Name", "Media-Transfer-Destination"),
+              "optional": ("Media-Transfer-Method",),
+              "values": {"Media-Transfer-Method": STORE_METHODS}},
     # join a conference room (mod_conference): its id (unique on the switch: callers put the
     # account in it), the switch's profile, a PIN the caller is asked for, member flags
     "conference": {"required": ("Conference-ID",),

@@ -18,6 +18,9 @@ ROUTE_WIN      <Server-ID>.route_win (targeted) <Server-ID>        (none)
 ORIGINATE      (bridges' queue)      originate.resource.req        originate_resp, _error
 CALL_HANGUP    (every bridge)        call.manage.<call-id>         call_manage_resp
 CALL_TRANSFER  (every bridge)        call.manage.<call-id>         call_manage_resp
+MWI_QUERY      callflow.mwi_query    mwi.query.<realm>             (none: an mwi_update)
+MWI_UPDATE     (every bridge)        mwi.update.<realm>.<user>     (none)
+VOICEMAIL_NEW  notify.voicemail_new  notification.voicemail.new    (none; persistent)
 =============  ====================  ============================  ==========================
 
 Every request may also be answered by the generic ``error`` (it was invalid, or failed).
@@ -37,14 +40,18 @@ from schemas.keys import (
     CALLMGR,
     ORIGINATE_KEY,
     TARGETED,
+    VOICEMAIL_NEW_KEY,
     authn_req_key,
     call_manage_key,
+    mwi_query_key,
+    mwi_update_key,
     reg_flush_key,
     reg_query_key,
     reg_success_key,
     reg_sync_key,
     route_req_key,
 )
+from schemas.presence import mwi_account
 from schemas.route import route_realm
 
 
@@ -111,8 +118,27 @@ CALL_TRANSFER = Contract(
     "call_transfer", request="call_transfer_req", answers=("call_manage_resp",), task=None,
     key=lambda msg: call_manage_key(str(msg.get("Call-ID") or "")), binding=CALL_MANAGE_BINDING)
 
+#: A phone subscribed to (or registered for) message-waiting: the voicemail side (the
+#: callflow whapp) answers with an ``mwi_update`` carrying the query's call ids.
+MWI_QUERY = Contract(
+    "mwi_query", request="mwi_query", answers=(), task="callflow.mwi_query",
+    key=lambda msg: mwi_query_key(_lower(msg, "Realm") or ""), binding="mwi.query.*")
+
+#: Message-waiting counts for one SIP account: every bridge binds a queue of its own, so
+#: whichever FreeSWITCH node holds the phone's registration or subscription tells it.
+MWI_UPDATE = Contract(
+    "mwi_update", request="mwi_update", answers=(), task=None,
+    key=lambda msg: mwi_update_key(*mwi_account(msg)), binding="mwi.update.#")
+
+#: A caller left a voicemail: the notify whapp mails it. Persistent: a broker restart, like
+#: an SMTP relay that is down, only delays the mail.
+VOICEMAIL_NEW = Contract(
+    "voicemail_new", request="voicemail_new", answers=(), task="notify.voicemail_new",
+    key=lambda msg: VOICEMAIL_NEW_KEY, binding=VOICEMAIL_NEW_KEY, persistent=True)
+
 ALL: tuple[Contract, ...] = (AUTHN, ROUTE, REG_SUCCESS, REG_SYNC, REG_QUERY, REG_FLUSH,
-                             ROUTE_WIN, ORIGINATE, CALL_HANGUP, CALL_TRANSFER)
+                             ROUTE_WIN, ORIGINATE, CALL_HANGUP, CALL_TRANSFER, MWI_QUERY,
+                             MWI_UPDATE, VOICEMAIL_NEW)
 
 
 def bindings_of(whapp: str) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ EXCHANGE_TYPES = {TARGETED: "direct", CALLMGR: "topic", CALLEVT: "topic", CALLCT
                   CONFIGURATION: "topic"}
 
 ORIGINATE_KEY = "originate.resource.req"
+VOICEMAIL_NEW_KEY = "notification.voicemail.new"
 
 _KEEP = re.compile(r"[A-Za-z0-9\-~_]")
 _ALL_KEPT = re.compile(r"[A-Za-z0-9\-~_]*").fullmatch
@@ -96,6 +97,16 @@ CALL_MANAGE_BINDING = "call.manage.*"
 def conf_change_key(action: str, doc_type: str, realm: str, doc_id: str) -> str:
     return routing_key("doc", encode_key_word(action), encode_key_word(doc_type),
                        encode_key_word(realm or "_"), encode_key_word(doc_id))
+
+
+def mwi_update_key(realm: str, user: str) -> str:
+    """``mwi.update.<realm>.<user>``: the message-waiting count of one SIP account."""
+    return routing_key("mwi", "update", encode_key_word(realm or "_"),
+                       encode_key_word(user or "_"))
+
+
+def mwi_query_key(realm: str) -> str:
+    return routing_key("mwi", "query", encode_key_word(realm or "_"))
 
 
 def whapp_key(whapp: str) -> str:

@@ -10,10 +10,11 @@ in its own file:
     mod_xml_curl directory  → extensions/directory.py
     mod_xml_curl dialplan   → extensions/dialplan.py   (a park → extensions/call_control.py)
     ESL events              → extensions/events.py, extensions/call_control.py,
-                              extensions/originate.py
+                              extensions/originate.py, extensions/mwi.py (MESSAGE_QUERY)
     originate_req           → extensions/originate.py
     a node (re)connected    → extensions/node_sync.py (registrations, calls, load it
                               holds) and extensions/directory.py (its directory cache)
+    mwi_update              → extensions/mwi.py (MESSAGE_WAITING)
 
 The request/reply client is given to the host (``rpc=``) only by the benchmarks' floor,
 which answers from memory to measure the bridge without AMQP (``bench/floor_bridge.py``).
@@ -36,6 +37,7 @@ from switch_bridge.extensions.call_manage import CallManage
 from switch_bridge.extensions.dialplan import Dialplan
 from switch_bridge.extensions.directory import Directory
 from switch_bridge.extensions.events import Events
+from switch_bridge.extensions.mwi import MessageWaiting
 from switch_bridge.extensions.node_sync import NodeSync
 from switch_bridge.extensions.originate import Originate
 from switch_bridge.freeswitch import translate
@@ -78,11 +80,6 @@ class Bridge:
             settings=settings, node_name=settings.node, server_id=server_id,
             metrics=Metrics(), outbox=outbox, inbox=inbox,
             rpc=make_rpc(inbox, server_id, outbox), nodes=[])
-        s.nodes.extend(
-            EslNode(host, port, password, name=f"{host}:{port}", on_event=self._on_event,
-                    on_state=self._on_node_state, event_names=translate.subscription(),
-                    fmt=settings.esl_format, heartbeat_timeout=settings.esl_heartbeat_timeout)
-            for host, port, password in parse_nodes(settings.fs_nodes))
         self.control = CallControl(s)
         self.extensions: list[Extension] = [
             Directory(s),
@@ -90,9 +87,16 @@ class Bridge:
             self.control,
             Originate(s, self.control),
             CallManage(s, self.control),
+            MessageWaiting(s),
             Events(s, command_of=self.control.command_of),
             NodeSync(s, self.control),
         ]
+        wanted = translate.subscription([n for ext in self.extensions for n in ext.event_names])
+        s.nodes.extend(
+            EslNode(host, port, password, name=f"{host}:{port}", on_event=self._on_event,
+                    on_state=self._on_node_state, event_names=wanted,
+                    fmt=settings.esl_format, heartbeat_timeout=settings.esl_heartbeat_timeout)
+            for host, port, password in parse_nodes(settings.fs_nodes))
         endpoints: dict[str, Endpoint] = {"/metrics": self._metrics, "/health": self._health}
         for ext in self.extensions:
             endpoints.update(ext.routes())

@@ -13,7 +13,8 @@ What it can do for a test:
   ``bgapi`` (immediate ``+OK Job-UUID`` echoing the client's ``Job-UUID``, then a
   ``BACKGROUND_JOB`` after a delay, body configurable), ``sendmsg`` (``+OK`` and, when
   asked, CHANNEL_EXECUTE + CHANNEL_EXECUTE_COMPLETE with ``Application-UUID`` = the sent
-  ``event-uuid``, now or when the test releases them), ``exit``;
+  ``event-uuid``, now or when the test releases them), ``sendevent`` (``+OK <uuid>``),
+  ``exit``;
 * send events: synthetic ones (``send_event``/``heartbeat``, encoded the way FreeSWITCH
   encodes them) or the event frames of a real capture (``replay``), optionally cut at
   random byte boundaries; only to connections subscribed to them, like FreeSWITCH;
@@ -495,6 +496,8 @@ class EslStandIn:
             self._later(self.bgapi_delay, self._background_job, conn, job, cmd.args, result)
         elif verb == "sendmsg":
             self._sendmsg(conn, cmd)
+        elif verb == "sendevent":
+            conn.send(reply_frame(f"+OK {uuidlib.uuid4()}"))
         elif verb == "exit":
             conn.send(reply_frame("+OK bye"))
             self._disconnect(conn)

@@ -159,7 +159,7 @@ def test_list_shows_queues_bindings_and_consumers(workers: dict[str, support.Pro
     assert by_name["registrar"]["consumers"] >= 2
     assert {own, shared} <= set(by_name["registrar"]["workers"])
     assert {(b["exchange"], b["routing_key"]) for b in by_name["callflow"]["bindings"]} == {
-        ("callmgr", "whapp.callflow"), ("targeted", "callflow")}
+        ("callmgr", "mwi.query.*"), ("callmgr", "whapp.callflow"), ("targeted", "callflow")}
     assert {(b["exchange"], b["routing_key"]) for b in by_name["registrar"]["bindings"]} == \
         bindings_of("registrar") - {("", "registrar")}
 

@@ -36,7 +36,7 @@ def test_every_family_is_registered():
         "answer", "hangup", "park", "progress", "play", "tones", "record",
         "play_and_collect_digits", "say", "sleep", "respond", "set", "bridge", "queue", "noop",
         "call_hangup_req", "call_transfer_req", "call_manage_resp",
-        "conference", "valet_park",
+        "store", "mwi_update", "mwi_query", "voicemail_new", "conference", "valet_park",
     }
     assert set(schemas.names()) == expected
     assert len(schemas.names()) == len(expected)  # no duplicates
@@ -270,8 +270,12 @@ SAMPLES: dict[str, dict] = {
     "respond": {"Call-ID": "c1", "Response-Code": "486"},
     "set": {"Call-ID": "c1", "Custom-Channel-Vars": {}, "Custom-Call-Vars": {}},
     "bridge": {"Call-ID": "c1", "Endpoints": [_ENDPOINT]},
+    "store": {"Call-ID": "c1", "Media-Name": "m.wav", "Media-Transfer-Destination": "http://h/"},
     "conference": {"Call-ID": "c1", "Conference-ID": "a-room"},
     "valet_park": {"Call-ID": "c1", "Lot": "a-default", "Slot": "701"},
+    "mwi_update": {"To": "1000@r", "Messages-New": 1, "Messages-Saved": "0"},
+    "mwi_query": {"Username": "1000", "Realm": "r"},
+    "voicemail_new": {"Account-ID": "a1", "Voicemail-Box": "b1", "Voicemail-Name": "m1"},
     "queue": {"Call-ID": "c1", "Commands": [{"Application-Name": "answer"},
                                             {"Application-Name": "play", "Media-Name": "m"}]},
     "call_hangup_req": {"Call-ID": "c1"},

@@ -43,6 +43,8 @@ MINIMAL = {
     "queue": {"Commands": [{"Application-Name": "answer"},
                            {"Application-Name": "play", "Media-Name": "m",
                             "Insert-At": "tail"}]},
+    "store": {"Media-Name": "vm-1.wav", "Media-Transfer-Destination": "http://m/media/t.wav",
+              "Media-Transfer-Method": "put"},
 }
 
 
@@ -181,3 +183,11 @@ def test_queue_commands_need_no_default_headers_and_lose_unknown_keys_when_built
         {"Application-Name": "noop", "Msg-ID": "n-1"}])
     assert msg["Commands"] == [{"Application-Name": "play", "Media-Name": "m"},
                                {"Application-Name": "noop", "Msg-ID": "n-1"}]
+
+
+def test_store_names_a_file_and_where_it_goes():
+    assert command("store")["Media-Transfer-Method"] == "put"
+    error = raised(schemas.build, "store", {"Call-ID": "c-1", "Media-Name": "a.wav",
+                                            "Media-Transfer-Method": "post"})
+    assert "Media-Transfer-Destination: missing" in str(error)
+    assert "Media-Transfer-Method: 'post' is not one of ['put']" in str(error)

@@ -24,7 +24,7 @@ from whistle_tasks.ops import platform as control
 from whistle_tasks.ops import provisioning
 
 WHISTLE = str(support.VENV_BIN / "whistle")
-ALL_QUEUES = "registrar,router,callflow,maintenance,cdr"
+ALL_QUEUES = "registrar,router,callflow,maintenance,cdr,notify"
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def test_status_shows_nodes_queues_workers_and_registrations(
         row = re.search(rf"^{whapp}\s+{whapp}\s+(\d+)\s+(\d+)\s+(.*)$", out, re.M)
         assert row, out
         assert int(row.group(2)) >= 1 and me in row.group(3), row.group(0)
-    assert re.search(rf"^{re.escape(me)}\s+callflow, cdr, maintenance, registrar, router$", out,
-                     re.M), out
+    assert re.search(rf"^{re.escape(me)}\s+callflow, cdr, maintenance, notify, registrar, "
+                     r"router$", out, re.M), out
     total = len(stored_registrations())
     assert re.search(rf"^Registrations: {total}\b", out, re.M), out
     assert "All parts answer." in out

@@ -106,8 +106,8 @@ def test_platform_specs_one_worker_per_whapp_with_its_pool():
     cfg = config.load({"WHISTLE_WORKER_POOLS": "registrar=threads:8,router=gevent:200",
                        "WHISTLE_FLOWER_ADDRESS": "127.0.0.1:5566"})
     specs = {s.name: s for s in platform_specs(cfg, run_dir="/srv/w/run", python="/v/bin/python")}
-    assert list(specs) == ["bridge", "registrar-1", "router-1", "callflow-1", "maintenance-1",
-                           "cdr-1", "beat", "flower", "api"]
+    assert list(specs) == ["bridge", "media", "registrar-1", "router-1", "callflow-1",
+                           "maintenance-1", "cdr-1", "notify-1", "beat", "flower", "api"]
     assert specs["api"].argv[1:5] == ("-m", "gunicorn", "--worker-class", "gevent")
     assert specs["api"].address == "http://127.0.0.1:8000"
     assert specs["registrar-1"].argv == (
@@ -120,21 +120,27 @@ def test_platform_specs_one_worker_per_whapp_with_its_pool():
     assert specs["beat"].argv[5:8] == ("beat", "-s", "/srv/w/run/celerybeat-schedule")
     assert specs["flower"].argv[5:] == ("flower", "--address=127.0.0.1", "--port=5566")
     assert specs["flower"].address == "http://127.0.0.1:5566"
+    assert specs["media"].argv[:6] == ("/v/bin/python", "-m", "gunicorn", "--bind",
+                                       "127.0.0.1:8095", "--workers")
+    assert specs["media"].argv[-1] == "whistle_tasks.web.wsgi:media"
+    assert specs["media"].address == "http://127.0.0.1:8095"
 
 
 def test_platform_specs_workers_per_queue_only_and_switches():
     cfg = config.load({"WHISTLE_WORKERS_PER_QUEUE": "registrar=2,router=3"})
     names = [s.name for s in platform_specs(cfg, only=["router", "registrar"],
                                             workers={"router": 1},
-                                            bridge=False, flower=False, api=False)]
+                                            bridge=False, media=False, flower=False,
+                                            api=False)]
     assert names == ["registrar-1", "registrar-2", "router-1", "beat"]
     names = [s.name for s in platform_specs(cfg, only=[], beat=False, flower=False,
                                             api=False)]
-    assert names == ["bridge"]
+    assert names == ["bridge", "media"]
     assert [s.name for s in platform_specs(cfg, workers={"callflow": 0}, bridge=False,
-                                           beat=False, flower=False, api=False)] == [
+                                           media=False, beat=False, flower=False,
+                                           api=False)] == [
         "registrar-1", "registrar-2", "router-1", "router-2", "router-3", "maintenance-1",
-        "cdr-1"]
+        "cdr-1", "notify-1"]
 
 
 @pytest.mark.parametrize(("env", "kwargs", "message"), [
@@ -332,8 +338,8 @@ def _sleeper_arg(name: str) -> str:
 
 
 def test_whistle_up_restarts_and_stops_on_sigterm(up):
-    u = up("supervisor-up-fake", "--no-check", "--no-workers", "--no-bridge", "--no-beat",
-           "--no-flower", "--no-api", "--process", _sleeper_arg("a"), "--process",
+    u = up("supervisor-up-fake", "--no-check", "--no-workers", "--no-bridge", "--no-media",
+           "--no-beat", "--no-flower", "--no-api", "--process", _sleeper_arg("a"), "--process",
            _sleeper_arg("b"))
     wait_until(lambda: len(u.pids()) == 2 and u.text().count("| sleeping") == 2, 20,
                what="both sleepers up")
@@ -352,8 +358,8 @@ def test_whistle_up_restarts_and_stops_on_sigterm(up):
 
 
 def test_whistle_up_ctrl_c_stops_everything(up):
-    u = up("supervisor-up-sigint", "--no-check", "--no-workers", "--no-bridge", "--no-beat",
-           "--no-flower", "--no-api", "--process", _sleeper_arg("a"))
+    u = up("supervisor-up-sigint", "--no-check", "--no-workers", "--no-bridge", "--no-media",
+           "--no-beat", "--no-flower", "--no-api", "--process", _sleeper_arg("a"))
     wait_until(lambda: "| sleeping" in u.text(), 20, what="sleeper up")
     pid = u.pids()["a"]
     os.kill(u.proc.pid, signal.SIGINT)
@@ -363,12 +369,14 @@ def test_whistle_up_ctrl_c_stops_everything(up):
 
 
 @pytest.mark.slow
-def test_whistle_up_runs_a_registrar_worker_beat_and_flower(up, clean_services, tmp_path: Path):
-    port = free_port()
+def test_whistle_up_runs_a_registrar_worker_beat_flower_and_media(up, clean_services,
+                                                                  tmp_path: Path):
+    port, media_port = free_port(), free_port()
     u = up("supervisor-up-platform", "--only", "registrar", "--no-bridge", "--no-api",
            "--run-dir", str(tmp_path / "run"), "--stop-timeout", "20",
-           env={"WHISTLE_FLOWER_ADDRESS": f"127.0.0.1:{port}"})
-    wait_until(lambda: set(u.pids()) == {"registrar-1", "beat", "flower"}
+           env={"WHISTLE_FLOWER_ADDRESS": f"127.0.0.1:{port}",
+                "WHISTLE_MEDIA_LISTEN": f"127.0.0.1:{media_port}"})
+    wait_until(lambda: set(u.pids()) == {"media", "registrar-1", "beat", "flower"}
                or u.proc.poll() is not None, 30, what="the table")
     assert u.proc.poll() is None, u.text()[-3000:]
     pids = u.pids()
@@ -386,6 +394,14 @@ def test_whistle_up_runs_a_registrar_worker_beat_and_flower(up, clean_services, 
             return False
 
     wait_until(flower_answers, 30, interval=0.3, what="Flower to answer HTTP")
+
+    def media_answers() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{media_port}/health", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    wait_until(media_answers, 30, interval=0.3, what="the media service to answer HTTP")
     # Flower sees the worker, and the tasks it ran by their whapp-qualified names
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: "registrar-1@" in requests.get(f"{base}/workers", timeout=10).text, 30,
@@ -412,9 +428,9 @@ def test_whistle_up_runs_a_registrar_worker_beat_and_flower(up, clean_services, 
 def test_whistle_up_refuses_to_start_without_redis():
     port = free_port()  # nothing listens there
     env = {**os.environ, "WHISTLE_REDIS_URL": f"redis://:n0tshown@127.0.0.1:{port}/15"}
-    proc = subprocess.run([WHISTLE, "up", "--no-bridge", "--no-flower", "--no-api",
-                           "--no-beat"], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([WHISTLE, "up", "--no-bridge", "--no-media", "--no-flower",
+                           "--no-api", "--no-beat"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert f"Redis is not answering on 127.0.0.1:{port}" in proc.stderr
     assert f"redis-server --daemonize yes --bind 127.0.0.1 --port {port}" in proc.stderr
@@ -442,7 +458,8 @@ def test_whistle_up_bad_options_are_usage_errors():
     assert proc.returncode == 2
     assert "--workers: 'registrar=x': COUNT must be a whole number" in proc.stderr
     proc = subprocess.run([WHISTLE, "up", "--dry-run", "--only", "router", "--workers",
-                           "router=2", "--no-bridge", "--no-beat", "--no-flower", "--no-api"],
+                           "router=2", "--no-bridge", "--no-media", "--no-beat", "--no-flower",
+                           "--no-api"],
                           cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
@@ -516,8 +533,8 @@ def test_procfile_and_units_run_real_processes():
 
     procfile = dict(re.findall(r"^([A-Za-z0-9_-]+):\s*(.+)$",
                                (ROOT / "Procfile").read_text(), re.M))
-    assert set(procfile) == {"bridge", "registrar", "router", "callflow", "maintenance",
-                             "cdr", "beat", "flower", "api"}
+    assert set(procfile) == {"bridge", "media", "registrar", "router", "callflow",
+                             "maintenance", "cdr", "notify", "beat", "flower", "api"}
     for command in procfile.values():
         assert command.startswith(".venv/bin/whistle run ")
         spec_named(command.split()[-1])  # raises for an unknown process
@@ -532,7 +549,7 @@ def test_procfile_and_units_run_real_processes():
             spec_named(exec_start[2])
     wants = " ".join(re.findall(r"^Wants=(.*)$", (units / "whistle.target").read_text(), re.M))
     workers = re.findall(r"whistle-worker@([\w-]+)\.service", wants)
-    assert sorted(workers) == ["callflow", "cdr", "maintenance", "registrar", "router"]
+    assert sorted(workers) == ["callflow", "cdr", "maintenance", "notify", "registrar", "router"]
     for instance in workers:
         spec_named(instance)
     worker_unit = (units / "whistle-worker@.service").read_text()

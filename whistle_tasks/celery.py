@@ -27,8 +27,10 @@ TASK_MODULES = [
     "whistle_tasks.whapps.registrar.tasks",
     "whistle_tasks.whapps.router.tasks",
     "whistle_tasks.whapps.callflow.tasks",
+    "whistle_tasks.whapps.callflow.mwi",
     "whistle_tasks.whapps.maintenance.tasks",
     "whistle_tasks.whapps.cdr.tasks",
+    "whistle_tasks.whapps.notify.tasks",
 ]
 #: worker bootsteps of whapps, by name (a worker imports them as it starts)
 WORKER_STEPS = [

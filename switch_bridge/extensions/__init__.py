@@ -8,5 +8,7 @@
                           the registrar
 ``call_control``          a parked or originated call driven by a whapp's commands
 ``originate``             ``originate_req`` from the shared queue → a new call
+``mwi``                   ``mwi_update`` → MESSAGE_WAITING (the phones' NOTIFY);
+                          MESSAGE_QUERY → ``mwi_query`` to the voicemail side
 ========================  =============================================================
 """

@@ -4,7 +4,8 @@ The host (:mod:`switch_bridge.host`) owns the connections and calls each extensi
 hooks; an extension overrides only those it needs:
 
 * :meth:`Extension.routes`: the HTTP paths it answers (mod_xml_curl sections);
-* :meth:`Extension.on_event`: every event of every FreeSWITCH node, in arrival order;
+* :meth:`Extension.on_event`: every event of every FreeSWITCH node, in arrival order
+  (``event_names``: the events it needs besides the call events);
 * :meth:`Extension.on_node_state`: a node connected (``connected``) or lost (``down``...);
 * :meth:`Extension.start` / :meth:`Extension.stop`.
 
@@ -83,6 +84,8 @@ class Extension:
     """A capability of the bridge (see the module docstring for the hooks)."""
 
     name = "extension"
+    #: FreeSWITCH events it needs besides the call events (the host subscribes to them)
+    event_names: tuple[str, ...] = ()
 
     def routes(self) -> dict[str, Endpoint]:
         return {}

@@ -23,10 +23,20 @@ events that will never come.
 The name of a call's control queue is kept on its channel (``whistle_control_queue``):
 a bridge that connects to the node later (a restart, a takeover) finds it there and
 controls the call again with the same queue, so the whapp driving it carries on.
+runs but ``store``; the control queue lingers a few seconds after the call ends (a
+``store`` sent then still runs, anything else gets its error) and is removed once nothing
+runs any more.
+
+``store`` is not an application of the channel but an API command of the node
+(``bgapi http_put <url> <file>``): it runs after a ``record`` queued before it has closed
+its file, also once the caller has hung up, and it answers with a
+``CHANNEL_EXECUTE_COMPLETE`` (``Application-Name`` store, ``Application-Response``
+``success``) or with an error naming what the server answered.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import deque
 from typing import Any
@@ -54,6 +64,8 @@ LINGER_SECONDS = 5.0
 #: Seconds a lost FreeSWITCH node has to come back before its controlled calls are ended.
 NODE_LOST_GRACE = 10.0
 LOST_CAUSE = "CRASH"
+#: how long an API step (``store``: an upload) may take before it counts as failed
+JOB_TIMEOUT = 120.0
 
 
 class ControlledCall:
@@ -72,6 +84,8 @@ class ControlledCall:
         self.current_uuid: str | None = None            # event-uuid of its running step
         self.side_uuids: dict[str, dict[str, Any]] = {}  # `now` commands running beside
         self.hungup = False
+        self.ended_at: float | None = None                # CHANNEL_DESTROY seen (monotonic)
+        self.jobs: dict[str, dict[str, Any]] = {}         # API steps running: job -> command
         self.inbox: gevent.queue.Queue = gevent.queue.Queue()
         self.subscription: Subscription | None = None
         self.greenlet: gevent.Greenlet | None = None
@@ -91,12 +105,19 @@ class ControlledCall:
     def run(self) -> None:
         with call_id(self.call_id):
             while True:
-                kind, item = self.inbox.get()
+                try:
+                    kind, item = self.inbox.get(timeout=self._wait())
+                except gevent.queue.Empty:
+                    if self.current is None and not self.pending:
+                        break           # ended, lingered, and nothing runs any more
+                    continue
                 if kind == "command":
                     self._on_command(item)
                 elif kind == "event":
-                    if self._on_event(item):
-                        break
+                    if self._on_event(item) and self.ended_at is None:
+                        self.ended_at = time.monotonic()
+                elif kind == "job_timeout":
+                    self._job_done(item, None)
                 elif kind == "stop":
                     break
                 elif kind == "lost":
@@ -104,6 +125,13 @@ class ControlledCall:
                     break
                 self._advance()
             self.manager.finished(self)
+
+    def _wait(self) -> float | None:
+        """How long the greenlet may sleep: for ever while the call is up; after its end,
+        until the linger is over (and then only while a command still runs)."""
+        if self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at + LINGER_SECONDS - time.monotonic()) or 1.0
 
     def _on_command(self, msg: dict[str, Any]) -> None:
         try:
@@ -135,9 +163,11 @@ class ControlledCall:
             self.pending.append(msg)
 
     def _on_event(self, event: Event) -> bool:
-        """Returns True when the control of this call is over."""
+        """Returns True when the call is over (its control lingers a little)."""
         name = event.name
-        if name == "CHANNEL_EXECUTE_COMPLETE":
+        if name == "BACKGROUND_JOB":
+            self._job_done(event.get("Job-UUID") or "", event.body or "")
+        elif name == "CHANNEL_EXECUTE_COMPLETE":
             app_uuid = event.get("Application-UUID")
             if app_uuid and app_uuid == self.current_uuid:
                 self.current_uuid = None
@@ -188,7 +218,8 @@ class ControlledCall:
                 self._noop(cmd)
                 continue
             try:
-                self.current_steps = deque(commands.steps(cmd, profile=self.profile))
+                self.current_steps = deque(commands.steps(
+                    cmd, profile=self.profile, record_dir=self.manager.record_dir))
             except (commands.CommandError, schemas.MessageError, ValueError, KeyError) as exc:
                 self._error(cmd, str(exc))
                 continue
@@ -199,7 +230,7 @@ class ControlledCall:
             self._error(cmd, "the call is down: only store runs after the hangup")
             return
         try:
-            plan = commands.steps(cmd, profile=self.profile)
+            plan = commands.steps(cmd, profile=self.profile, record_dir=self.manager.record_dir)
         except (commands.CommandError, ValueError, KeyError) as exc:
             self._error(cmd, str(exc))
             return
@@ -217,6 +248,8 @@ class ControlledCall:
             self.current_uuid = event_uuid
         else:
             self.side_uuids[event_uuid] = cmd
+        if app == commands.API:
+            return self._execute_api(str(arg), cmd, event_uuid)
         if last:
             self.manager.annotate(event_uuid, cmd)
         try:
@@ -225,14 +258,55 @@ class ControlledCall:
         except (EslError, ValueError) as exc:
             reply = f"-ERR {exc}"
         if not reply.startswith("+OK"):
-            if main:
-                self.current_uuid = None
-            else:
-                self.side_uuids.pop(event_uuid, None)
+            self._not_running(event_uuid)
             self.manager.forget_annotation(event_uuid)
             self._error(cmd, f"{cmd['Application-Name']} could not run: {reply}")
             return False
         return True
+
+    def _not_running(self, step_uuid: str) -> None:
+        if self.current_uuid == step_uuid:
+            self.current_uuid = None
+        self.side_uuids.pop(step_uuid, None)
+
+    def _execute_api(self, api_cmd: str, cmd: dict[str, Any], job: str) -> bool:
+        """An API step (``store``): ``bgapi`` with our Job-UUID; its BACKGROUND_JOB (or the
+        timeout) ends it (:meth:`_job_done`)."""
+        self.jobs[job] = cmd
+        self.manager.expect_job(job, self)
+        try:
+            self.node.bgapi(api_cmd, job_uuid=job)
+        except (EslError, ValueError) as exc:
+            self.jobs.pop(job, None)
+            self.manager.forget_job(job)
+            self._not_running(job)
+            self._error(cmd, f"{cmd['Application-Name']} could not run: {exc}")
+            return False
+        gevent.spawn_later(JOB_TIMEOUT, self.inbox.put, ("job_timeout", job))
+        log.info("%s: %s (job %s)", cmd["Application-Name"], api_cmd.split(" ", 1)[0], job)
+        return True
+
+    def _job_done(self, job: str, body: str | None) -> None:
+        """An API step ended: ``body`` is FreeSWITCH's output, None when it timed out."""
+        cmd = self.jobs.pop(job, None)
+        self.manager.forget_job(job)
+        if cmd is None:
+            return
+        self._not_running(job)
+        if self.current_uuid is None and not self.current_steps:
+            self.current = None
+        if body is None:
+            self._error(cmd, f"{cmd['Application-Name']}: no answer from FreeSWITCH in "
+                             f"{JOB_TIMEOUT:.0f} s")
+            return
+        stored, why = commands.store_result(body)
+        if not stored:
+            self._error(cmd, f"{cmd['Application-Name']} failed: {why}")
+            return
+        msg = {"Call-ID": self.call_id, "Application-Name": cmd["Application-Name"],
+               "Application-Response": "success", "Msg-Reply-ID": cmd.get("Msg-ID") or ""}
+        self.manager.publish_event(schemas.build(
+            "call_event", msg, **{"App-Name": APP_NAME, "Event-Name": "CHANNEL_EXECUTE_COMPLETE"}))
 
     def _noop(self, cmd: dict[str, Any]) -> None:
         """A noop is answered by an event once every command before it has run."""
@@ -244,11 +318,15 @@ class ControlledCall:
         self.manager.publish_event(built)
 
     def _drop_pending(self, why: str) -> None:
+        """Refuse the queued commands that cannot run any more; a ``store`` stays queued."""
+        kept: deque[dict[str, Any]] = deque()
         while self.pending:
             cmd = self.pending.popleft()
             if cmd["Application-Name"] in RUNS_AFTER_HANGUP:
-                continue
-            self._error(cmd, f"{cmd['Application-Name']}: {why}")
+                kept.append(cmd)
+            else:
+                self._error(cmd, f"{cmd['Application-Name']}: {why}")
+        self.pending = kept
 
     def _error(self, cmd: dict[str, Any], message: str) -> None:
         log.warning("command %s not run: %s", cmd.get("Application-Name"), message)
@@ -272,11 +350,13 @@ class CallControl(Extension):
         self.inbox = services.inbox
         self.node_for = services.node_for
         self.node_name = services.node_name
+        self.record_dir = services.settings.record_dir
         self.calls: dict[str, ControlledCall] = {}
         self.annotations: dict[str, dict[str, Any]] = {}   # event-uuid -> command
         self.stats = {"controlled": 0, "commands": 0, "command_errors": 0, "route_wins": 0,
                       "resumed": 0, "lost": 0}
         self._checking: set[str] = set()                    # nodes whose calls are checked
+        self.jobs: dict[str, ControlledCall] = {}           # Job-UUID -> call (API steps)
         services.metrics.gauge("whistle_bridge_controlled_calls", "Calls under call control",
                                lambda: len(self.calls))
 
@@ -301,7 +381,10 @@ class CallControl(Extension):
         self.route_win(answer["Server-ID"], control, ccvs)
 
     def on_event(self, node: EslNode, event: Event) -> None:
-        call = self.calls.get(event.uuid or "")
+        if event.name == "BACKGROUND_JOB":
+            call = self.jobs.get(event.get("Job-UUID") or "")
+        else:
+            call = self.calls.get(event.uuid or "")
         if call is not None:
             call.event(event)
 
@@ -322,6 +405,11 @@ class CallControl(Extension):
                 control.lost(f"FreeSWITCH {node.name} away for {NODE_LOST_GRACE:.0f} s")
         finally:
             self._checking.discard(node.name)
+    def expect_job(self, job: str, call: ControlledCall) -> None:
+        self.jobs[job] = call
+
+    def forget_job(self, job: str) -> None:
+        self.jobs.pop(job, None)
 
     # -- control ----------------------------------------------------------------------------
     def take(self, call_id_: str, node: EslNode, profile: str,
@@ -397,17 +485,16 @@ class CallControl(Extension):
                                  kind="request"))
 
     def finished(self, control: ControlledCall) -> None:
-        """The call ended: its queue lingers a few seconds (late commands get errors)."""
-        def remove() -> None:
-            gevent.sleep(LINGER_SECONDS)
-            if control.subscription is not None:
-                self.inbox.cancel(control.subscription.tag, delete_queue=True)
+        """The call's greenlet is done (it lingered already): remove its queue."""
+        if control.subscription is not None:
+            self.inbox.cancel(control.subscription.tag, delete_queue=True)
+        if self.calls.get(control.call_id) is control:
             self.calls.pop(control.call_id, None)
-            for key in [k for k, v in self.annotations.items()
-                        if v.get("Call-ID") == control.call_id]:
-                self.annotations.pop(key, None)
-
-        gevent.spawn(remove)
+        for key in [k for k, v in self.annotations.items()
+                    if v.get("Call-ID") == control.call_id]:
+            self.annotations.pop(key, None)
+        for job in list(control.jobs):
+            self.jobs.pop(job, None)
 
     # -- events and errors out --------------------------------------------------------------
     def annotate(self, event_uuid: str, cmd: dict[str, Any]) -> None:

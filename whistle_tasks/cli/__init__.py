@@ -70,6 +70,7 @@ def _register() -> None:
         ops,
         provision,
         status,
+        voicemail,
     )
 
     provision.register(main)
@@ -83,6 +84,7 @@ def _register() -> None:
     apps.register(main)
     cdr.register(main)
     api.register(main)
+    voicemail.register(main)
 
 
 _register()

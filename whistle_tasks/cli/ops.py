@@ -201,6 +201,7 @@ def _split_list(value: str | None) -> list[str] | None:
                    "(repeatable; 0 runs none).")
 @click.option("--no-workers", is_flag=True, help="Do not run any Celery worker.")
 @click.option("--no-bridge", is_flag=True, help="Do not run the switch bridge.")
+@click.option("--no-media", is_flag=True, help="Do not run the media service.")
 @click.option("--no-beat", is_flag=True, help="Do not run celery beat.")
 @click.option("--no-flower", is_flag=True, help="Do not run Flower.")
 @click.option("--no-api", is_flag=True, help="Do not run the REST API and console.")
@@ -215,13 +216,13 @@ def _split_list(value: str | None) -> list[str] | None:
               help="Start without checking RabbitMQ, Redis and CouchDB first.")
 @click.option("--dry-run", is_flag=True, help="Print each process's full command, start nothing.")
 def up_cmd(only: str | None, workers_opt: tuple[str, ...], no_workers: bool, no_bridge: bool,
-           no_beat: bool, no_flower: bool, no_api: bool, extra: tuple[str, ...], run_dir: str,
-           stop_timeout: float, no_check: bool, dry_run: bool) -> None:
+           no_media: bool, no_beat: bool, no_flower: bool, no_api: bool, extra: tuple[str, ...],
+           run_dir: str, stop_timeout: float, no_check: bool, dry_run: bool) -> None:
     """Run the platform on this box and keep it up until Ctrl-C or SIGTERM.
 
-    Starts the switch bridge, one Celery worker per whapp queue (times
-    WHISTLE_WORKERS_PER_QUEUE), celery beat, Flower (WHISTLE_FLOWER_ADDRESS) and the REST
-    API with its console (WHISTLE_API_LISTEN). A process
+    Starts the switch bridge, the media service (WHISTLE_MEDIA_LISTEN), one Celery worker
+    per whapp queue (times WHISTLE_WORKERS_PER_QUEUE), celery beat, Flower
+    (WHISTLE_FLOWER_ADDRESS) and the REST API with its console (WHISTLE_API_LISTEN). A process
     that exits is restarted with back-off (1 s doubling to 30 s). All output goes to stdout,
     one line at a time, prefixed with the time and the process name; `kill -USR1` prints
     the status table again.
@@ -234,8 +235,8 @@ def up_cmd(only: str | None, workers_opt: tuple[str, ...], no_workers: bool, no_
             workers.update(sup.parse_counts(item))
         specs = sup.platform_specs(settings, only=[] if no_workers else _split_list(only),
                                    workers=workers,
-                                   bridge=not no_bridge, beat=not no_beat,
-                                   flower=not no_flower, api=not no_api,
+                                   bridge=not no_bridge, media=not no_media,
+                                   beat=not no_beat, flower=not no_flower, api=not no_api,
                                    run_dir=run_dir)
         for item in extra:
             name, sep, command = item.partition("=")
@@ -287,7 +288,8 @@ def _migrate(supervisor: Any) -> None:  # noqa: ANN401
 
 
 def spec_named(name: str, run_dir: str = ".run") -> ProcessSpec:
-    """The platform process NAME: ``bridge``, ``beat``, ``flower``, ``WHAPP`` or ``WHAPP-N``.
+    """The platform process NAME: ``bridge``, ``media``, ``beat``, ``flower``, ``WHAPP`` or
+    ``WHAPP-N``.
 
     ``WHAPP-N`` exists for any N (not only up to ``workers_of``), so a host can run worker
     N of a whapp under systemd (``whistle-worker@registrar-2``) whatever the settings say.
@@ -303,12 +305,13 @@ def spec_named(name: str, run_dir: str = ".run") -> ProcessSpec:
             f"({', '.join(WHAPP_BINDINGS)}) or WHAPP-N with N >= 1")
     if whapp in WHAPP_BINDINGS:
         specs = sup.platform_specs(settings, only=[whapp], workers={whapp: int(index)},
-                                   bridge=False, beat=False, flower=False, run_dir=run_dir)
+                                   bridge=False, media=False, beat=False, flower=False,
+                                   run_dir=run_dir)
     elif name in sup.PLATFORM_EXTRAS:
         specs = sup.platform_specs(settings, only=[], run_dir=run_dir)
     else:
         specs = sup.platform_specs(settings, only=[name], workers={name: 1}, bridge=False,
-                                   beat=False, flower=False, run_dir=run_dir)
+                                   media=False, beat=False, flower=False, run_dir=run_dir)
         name = f"{name}-1"
     for spec in specs:
         if spec.name == name:
@@ -324,7 +327,8 @@ def spec_named(name: str, run_dir: str = ".run") -> ProcessSpec:
 def run_cmd(name: str, run_dir: str, dry_run: bool) -> None:
     """Run one platform process in the foreground, as `whistle up` would start it.
 
-    NAME is bridge, beat, flower, api, a whapp (its worker 1) or WHAPP-N (e.g. registrar-2).
+    NAME is bridge, media, beat, flower, api, a whapp (its worker 1) or WHAPP-N (e.g.
+    registrar-2).
     For systemd units and Procfiles: the command line comes from the settings
     (WHISTLE_WORKER_POOLS, WHISTLE_FLOWER_ADDRESS...), so they cannot drift apart.
     """

@@ -49,7 +49,7 @@ CONTENT_TYPE = "application/json"
 # --- the whapps' queues -------------------------------------------------------------------
 
 #: the whapps, one queue each
-WHAPPS = ("registrar", "router", "callflow", "maintenance", "cdr")
+WHAPPS = ("registrar", "router", "callflow", "maintenance", "cdr", "notify")
 #: whapp -> the callmgr keys its queue is bound to (besides whapp.<name>), from the contracts
 WHAPP_BINDINGS: dict[str, tuple[str, ...]] = {w: contracts.bindings_of(w) for w in WHAPPS}
 #: whapps that take route_win: their queue is also bound on `targeted` to its own name,

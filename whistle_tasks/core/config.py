@@ -61,7 +61,7 @@ class Settings:
     # workers
     worker_pools: str = setting(
         "registrar=threads:8,router=threads:8,callflow=gevent:500,maintenance=threads:2,"
-        "cdr=threads:2",
+        "cdr=threads:2,notify=threads:4",
         "Celery pool and concurrency of each whapp's workers (`whapp=pool:n`, comma-separated).")
     quorum_queues: bool = setting(False,
         "Declare the whapp queues as RabbitMQ quorum queues (clusters; see deploy/rabbitmq).")
@@ -96,6 +96,29 @@ class Settings:
         "Seconds without any event before an ESL node is reconnected.")
     esl_format: str = setting("json",
         "Event format asked of FreeSWITCH: `json` or `plain`.")
+    record_dir: str = setting("/tmp",  # noqa: S108 - a directory on the FreeSWITCH node
+        "Directory on the FreeSWITCH nodes where calls are recorded until `store` uploads "
+        "them (a `record` of `recording://NAME`).")
+    # media service (voicemail messages, greetings, prompts over HTTP)
+    media_listen: str = setting("127.0.0.1:8095",
+        "Address the media service binds (`whistle up` runs it under gunicorn).")
+    media_url: str = setting("http://127.0.0.1:8095",
+        "The media service's URL as FreeSWITCH reaches it (plays and uploads go there).")
+    media_secret: str = setting("",
+        "Key signing media URLs (HMAC); empty: one made once and kept in CouchDB "
+        "(`system_config`, document `media`).", secret=True)
+    media_url_ttl: int = setting(3600,
+        "Seconds a signed media URL is valid at least (at most twice that).")
+    media_max_bytes: int = setting(16_777_216,
+        "Largest recording or prompt the media service accepts (bytes).")
+    media_workers: int = setting(2,
+        "Processes of the media service (gunicorn, 8 threads each).")
+    # notifications
+    smtp_url: str = setting("",
+        "SMTP relay for voicemail to e-mail: `smtp://[user:password@]host[:port]` "
+        "(`?starttls=1`), or `smtps://...`; empty: no mail is sent.")
+    mail_from: str = setting("whistle@localhost",
+        "The From address of Whistle's mails.")
     # maintenance
     compact_interval: int = setting(3600,
         "Seconds between automatic compaction runs (beat); 0 turns them off.")

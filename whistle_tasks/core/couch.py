@@ -45,7 +45,8 @@ log = get_logger(__name__)
 VIEWS_DIR = Path(__file__).resolve().parents[2] / "views"
 #: ``whistle_databases`` entries that name a kind of database, not one database
 KINDS = ("account", "modb")
-SYSTEM_DATABASES = ("accounts", "sip_auth", "registrations", "numbers", "system_config")
+SYSTEM_DATABASES = ("accounts", "sip_auth", "registrations", "numbers", "system_config",
+                    "system_media")
 
 
 class CouchError(Exception):
@@ -279,6 +280,34 @@ class Couch:
             except Conflict:
                 rev = None
         raise Conflict(f"delete {db}/{doc_id}: still conflicting", 409)
+
+    # -- attachments ----------------------------------------------------------------------
+    def attachment_url(self, db: str, doc_id: str, name: str) -> str:
+        return f"{self.doc_url(db, doc_id)}/{quote(name, safe='')}"
+
+    def put_attachment(self, db: str, doc_id: str, name: str, data: bytes,
+                       content_type: str, rev: str | None = None) -> str:
+        """Attach ``data`` to a document (its current revision unless ``rev``); returns the
+        new revision. Raises :class:`NotFound` when the document is gone and
+        :class:`Conflict` when ``rev`` is stale."""
+        for _ in range(10):
+            current = rev or self.get(db, doc_id)["_rev"]
+            try:
+                resp = self.request("PUT", self.attachment_url(db, doc_id, name),
+                                    what=f"attach {db}/{doc_id}/{name}",
+                                    params={"rev": current}, data=data,
+                                    headers={"Content-Type": content_type})
+                return resp.json()["rev"]
+            except Conflict:
+                if rev is not None:
+                    raise
+        raise Conflict(f"attach {db}/{doc_id}/{name}: still conflicting", 409)
+
+    def get_attachment(self, db: str, doc_id: str, name: str) -> requests.Response:
+        """The attachment as a streamed response (``iter_content``; close it when done).
+        Raises :class:`NotFound`."""
+        return self.request("GET", self.attachment_url(db, doc_id, name),
+                            what=f"attachment {db}/{doc_id}/{name}", stream=True)
 
     def bulk_docs(self, db: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``_bulk_docs``; returns one result per doc (``ok`` or ``error``)."""

@@ -3,8 +3,9 @@
 Two parts, usable on their own:
 
 - :func:`platform_specs` turns the settings into a list of :class:`ProcessSpec` (name, argv,
-  env): the switch bridge, one Celery worker per whapp queue (times ``workers_of``), celery
-  beat and Flower. Nothing is started; the list can be printed, filtered or extended.
+  env): the switch bridge, the media service (gunicorn), one Celery worker per whapp queue
+  (times ``workers_of``), celery beat and Flower. Nothing is started; the list can be
+  printed, filtered or extended.
 - :class:`Supervisor` runs a list of specs: ``start()``, ``run_forever()``, ``stop()``,
   ``status()``. A process that exits is restarted with exponential back-off (1 s doubling
   to 30 s; back to 1 s once it stayed up 60 s). ``stop()`` (or SIGINT/SIGTERM/SIGHUP while
@@ -53,7 +54,9 @@ from whistle_tasks.core.config import Settings
 from whistle_tasks.ops.table import render
 
 SUPERVISOR_NAME = "whistle"
-PLATFORM_EXTRAS = ("bridge", "beat", "flower", "api")
+PLATFORM_EXTRAS = ("bridge", "media", "beat", "flower", "api")
+#: threads of each media-service process (gunicorn's gthread worker)
+MEDIA_THREADS = 8
 # Celery's pool names (celery.concurrency.ALIASES, "custom" excluded)
 CELERY_POOLS = frozenset({"prefork", "processes", "solo", "threads", "gevent", "eventlet"})
 
@@ -152,7 +155,8 @@ def _workers_of(settings: Settings, whapp: str, override: Mapping[str, int]) -> 
 
 def platform_specs(settings: Settings, *, only: Iterable[str] | None = None,
                    workers: Mapping[str, int] | None = None, bridge: bool = True,
-                   beat: bool = True, flower: bool = True, api: bool = True,
+                   media: bool = True, beat: bool = True, flower: bool = True,
+                   api: bool = True,
                    run_dir: str | Path = ".run",
                    python: str = sys.executable) -> list[ProcessSpec]:
     """The processes of one Whistle box, from the settings.
@@ -189,6 +193,18 @@ def platform_specs(settings: Settings, *, only: Iterable[str] | None = None,
         specs.append(ProcessSpec(
             "bridge", (str(whistle), "bridge"), address=f"http://{settings.http_listen}",
             summary=f"whistle bridge (FreeSWITCH {nodes or 'none'})"))
+    if media:
+        host, port = _split_address(settings.media_listen, "WHISTLE_MEDIA_LISTEN")
+        if settings.media_workers < 1:
+            raise SpecError("WHISTLE_MEDIA_WORKERS must be at least 1")
+        specs.append(ProcessSpec(
+            "media", (python, "-m", "gunicorn", "--bind", settings.media_listen,
+                      "--workers", str(settings.media_workers), "--worker-class", "gthread",
+                      "--threads", str(MEDIA_THREADS), "--graceful-timeout", "10",
+                      "--log-level", level.lower(), "whistle_tasks.web.wsgi:media"),
+            address=f"http://{settings.media_listen}",
+            summary=f"gunicorn media service ({settings.media_workers}x{MEDIA_THREADS} "
+                    "threads)"))
     for whapp in whapps:
         pool, concurrency = _worker_pool(settings, whapp)
         count = _workers_of(settings, whapp, override)
@@ -238,7 +254,7 @@ def secrets_of(settings: Settings) -> list[str]:
     not a secret; masking it would mask the user name in every line.
     """
     found: list[str] = []
-    for url in (settings.amqp_url, settings.redis_url, settings.couch_url):
+    for url in (settings.amqp_url, settings.redis_url, settings.couch_url, settings.smtp_url):
         parts = urlsplit(url)
         if parts.password and parts.password != parts.username:
             found += [parts.password, unquote(parts.password)]
@@ -248,6 +264,8 @@ def secrets_of(settings: Settings) -> list[str]:
             found.append(password[0])
     if settings.http_auth:
         found.append(settings.http_auth.partition(":")[2])
+    if settings.media_secret:
+        found.append(settings.media_secret)
     return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
 
 

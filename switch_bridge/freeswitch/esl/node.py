@@ -264,6 +264,12 @@ class EslNode:
             raise EslCommandError(f"bgapi {cmd.split(' ', 1)[0]}: {reply or frame.content_type}")
         return frame.get("Job-UUID") or job
 
+    def sendevent(self, name: str, headers: list[tuple[str, str]], timeout: float = 5) -> str:
+        """``sendevent <name>``: fire an event inside FreeSWITCH; returns the Reply-Text
+        (``+OK <event uuid>``)."""
+        frame = self.command(protocol.sendevent(name, headers), timeout)
+        return frame.get("Reply-Text", "") or ""
+
     def sendmsg(
         self,
         uuid: str,

@@ -80,6 +80,7 @@ __all__ = [
     "parse_event",
     "parse_json_body",
     "parse_plain_body",
+    "sendevent",
     "sendmsg",
 ]
 
@@ -694,6 +695,16 @@ def bgapi(cmd: str, job_uuid: str | None = None) -> bytes:
     lines = [f"bgapi {_checked(cmd, 'bgapi command')}"]
     if job_uuid is not None:
         lines.append(f"Job-UUID: {_checked(job_uuid, 'Job-UUID', token=True)}")
+    return _encode(*lines)
+
+
+def sendevent(name: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """``sendevent <NAME>`` with the event's headers (their values taken as written: no
+    decoding, so each must be one line)."""
+    lines = [f"sendevent {_checked(name, 'event name', token=True)}"]
+    for header, value in headers:
+        lines.append(f"{_checked(header, 'event header', token=True)}: "
+                     f"{_checked(str(value), f'value of {header}')}")
     return _encode(*lines)
 
 

@@ -45,6 +45,9 @@ __all__ = ["Call", "CallError", "CommandFailed", "Hangup", "Timeout", "originate
 
 APP_NAME = "callflow"
 HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
+#: what still runs once the caller has hung up (the upload of a recording)
+RUNS_AFTER_HANGUP = frozenset({"store"})
+STORE_WAIT = 180.0
 DEFAULT_WAIT = 3600.0
 EVENTS_KEPT = 32      # a call keeps its latest events only (a reply that came early is one)
 
@@ -80,7 +83,7 @@ class Call:
                 insert_at: str | None = None, **fields: Any) -> dict[str, Any] | None:  # noqa: ANN401
         """Send the command ``application`` (docs/api.md field names in ``fields``) and, with
         ``wait``, return the ``CHANNEL_EXECUTE_COMPLETE`` that answers it."""
-        if self.hungup and application != "store":
+        if self.hungup and application not in RUNS_AFTER_HANGUP:
             raise Hangup(f"{application}: the call is down ({self.hangup_cause})")
         msg_id = uuid.uuid4().hex
         data = {**fields, "Call-ID": self.call_id, "Msg-ID": msg_id}
@@ -112,10 +115,10 @@ class Call:
             self._seen(event)
             if event.get("Msg-Reply-ID") == msg_id:
                 return self._settle(application, event)
-            if self.hungup and application != "hangup":
-                raise Hangup(f"{application}: the call hung up ({self.hangup_cause})")
             if self.hungup and application == "hangup":
                 return event
+            if self.hungup and application not in RUNS_AFTER_HANGUP:
+                raise Hangup(f"{application}: the call hung up ({self.hangup_cause})")
 
     def _settle(self, application: str, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("Event-Category") == "error":
@@ -218,6 +221,16 @@ class Call:
         event = self.command("record", **{"Media-Name": media, "Time-Limit": time_limit,
                                           "Terminators": terminators})
         return str(event.get("Application-Response") or media)
+
+    def store(self, media: str, url: str) -> None:
+        """Upload the recording ``media`` (``recording://<file name>``, as :meth:`record` was
+        given it: recorded in the switch's record directory) to
+        ``url`` with an HTTP PUT (a media service upload URL). Works after the hangup too:
+        it runs once the recording before it is closed. Raises :class:`CommandFailed` when
+        the upload failed (the reason names what the server answered)."""
+        self.command("store", timeout=STORE_WAIT, **{
+            "Media-Name": media, "Media-Transfer-Destination": url,
+            "Media-Transfer-Method": "put"})
 
     def bridge(self, endpoints: list[dict[str, Any]], *, timeout: int | None = None,
                method: str = "single", **options: Any) -> str:  # noqa: ANN401

@@ -49,6 +49,7 @@ BUILTIN = (
     "whistle_tasks.whapps.callflow.modules.temporal",
     "whistle_tasks.whapps.callflow.modules.rooms",
     "whistle_tasks.whapps.callflow.apps.attendant",
+    "whistle_tasks.whapps.callflow.modules.voicemail",
 )
 
 
