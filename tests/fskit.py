@@ -49,7 +49,8 @@ DEFAULT_PREFIX = "/opt/freeswitch"
 
 #: The snippets, in the order freeswitch.xml includes them into section "configuration".
 CONFIG_SNIPPETS = ("switch.conf.xml", "modules.conf.xml", "acl.conf.xml",
-                   "event_socket.conf.xml", "xml_curl.conf.xml", "conference.conf.xml")
+                   "event_socket.conf.xml", "xml_curl.conf.xml", "conference.conf.xml",
+                   "http_cache.conf.xml")
 #: The prompts the shipped auto-attendant plays (FreeSWITCH has no sound files installed).
 PROMPTS = ("ivr/ivr-welcome_to_freeswitch.wav",
            "ivr/ivr-please_enter_extension_followed_by_pound.wav",
@@ -495,6 +496,13 @@ class Sipp:
             argv.append(f"127.0.0.1:{self.fs.sip_port}")
         argv += ["-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
                  "-mp", str(media_port or sipp_media_port()),
+                 # its remote-control socket too: the default 8888 (then 8889...) is shared
+                 # by every SIPp on the box, and a busy one left SIPp never binding its port
+                 "-cp", str(free_port((socket.SOCK_DGRAM,))),
+                 # a registered phone gets FreeSWITCH's message-waiting NOTIFY (and may get
+                 # OPTIONS, INFO, UPDATE): answered 200 by SIPp itself, as a phone would,
+                 # instead of ending the scenario as an unexpected message
+                 "-aa",
                  "-m", str(calls), "-timeout", f"{int(timeout)}s", "-timeout_error",
                  "-nostdin", "-trace_msg", "-message_file", str(messages),
                  "-trace_err", "-error_file", str(errors)]
