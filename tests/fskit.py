@@ -408,6 +408,10 @@ class FreeSwitch:
         OUTPUT.mkdir(exist_ok=True)
         target = OUTPUT / f"freeswitch-{label or self.name}-{os.getpid()}.log"
         shutil.copyfile(self.log_path, target)
+        sipp = self.dir / "sipp"       # what each SIPp sent and received, beside it
+        if sipp.is_dir():
+            shutil.copytree(sipp, OUTPUT / f"sipp-{label or self.name}-{os.getpid()}",
+                            dirs_exist_ok=True)
         return target
 
     def cleanup(self) -> None:

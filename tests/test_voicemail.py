@@ -269,3 +269,26 @@ def test_a_subscribing_phone_gets_the_count(bridge: dict, standin: EslStandIn, r
     assert answer["Sub-Call-ID"] == "sub-42@192.0.2.10"
     assert answer["MWI-Voice-Message"] == "2/0 (0/0)"
     assert answer["Sofia-Profile"] == "whistle"
+
+
+def test_a_registering_phone_gets_the_count_only_when_it_has_a_mailbox(
+        bridge: dict, standin: EslStandIn, realm: str, client: support.Client) -> None:
+    """FreeSWITCH asks (MESSAGE_QUERY) for every phone that registers: a phone whose owner
+    has a box is told its count, one without a box is sent nothing (it did not ask)."""
+    provisioning.create_device(realm, "1002", password="pw")           # no owner, no box
+    standin.send_event("MESSAGE_QUERY", [("Message-Account", f"sip:1002@{realm}"),
+                                         ("VM-Sofia-Profile", "whistle"),
+                                         ("VM-Call-ID", "reg-1002@192.0.2.11")])
+    box = owner_with_box(realm, client)
+    seed(realm, box, 2.0)
+    standin.send_event("MESSAGE_QUERY", [("Message-Account", f"sip:1001@{realm}"),
+                                         ("VM-Sofia-Profile", "whistle"),
+                                         ("VM-Call-ID", "reg-1001@192.0.2.10")])
+    support.wait_until(lambda: [m for m in mwi(standin, realm) if m.get("Call-ID")],
+                       timeout=15, what="the answer to 1001's query")
+    (answer,) = [m for m in mwi(standin, realm) if m.get("Call-ID")]
+    assert answer["Call-ID"] == "reg-1001@192.0.2.10"
+    assert answer["MWI-Voice-Message"] == "1/0 (0/0)"
+    # 1002's query went first through the same queue: had it been answered, it would be here
+    assert not [c for c in standin.commands if c.verb == "sendevent"
+                and dict(c.header_list).get("MWI-Message-Account") == f"sip:1002@{realm}"]

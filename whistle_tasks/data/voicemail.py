@@ -275,17 +275,30 @@ def mwi_updates(account: Mapping[str, Any], owner_id: str | None) -> list[dict[s
     return updates
 
 
+class NoMailbox(Exception):
+    """The phone registered (no subscription) and its owner has no box: nothing to show."""
+
+
 def mwi_answer(query: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The ``mwi_update`` answering a phone's ``mwi_query`` (0/0 for a device whose owner
-    has no box), or None for an unknown realm."""
+    """The ``mwi_update`` answering a phone's ``mwi_query``, or None for an unknown realm.
+
+    A subscription always gets an answer (0/0 when the owner has no box: the phone asked).
+    A registration of a phone whose owner has no box raises :class:`NoMailbox`: such a
+    phone has no messages to show, so it gets no unsolicited NOTIFY (one SIP transaction
+    fewer per REGISTER, and a phone that just registered is not sent a request it did not
+    ask for)."""
     realm, username = str(query["Realm"]).lower(), str(query["Username"]).lower()
     account = accounts.account_by_realm(realm)
     if account is None:
         return None
     device = accounts.credentials(realm, username)
     owner = device.get("owner_id") if device else None
+    db = str(account["account_db"])
     try:
-        new, saved = owner_counts(str(account["account_db"]), str(owner)) if owner else (0, 0)
+        if not query.get("Subscription-Call-ID") and \
+                not (owner and boxes_of_owner(db, str(owner))):
+            raise NoMailbox(f"{username}@{realm}")
+        new, saved = owner_counts(db, str(owner)) if owner else (0, 0)
     except CouchError as exc:
         log.warning("mwi_query %s@%s: counts unavailable (%s)", username, realm, exc)
         return None

@@ -18,7 +18,12 @@ log = get_logger(__name__)
 
 @handler(contracts.MWI_QUERY)
 def mwi_query(msg: dict[str, Any]) -> str:
-    answer = vm.mwi_answer(msg)
+    try:
+        answer = vm.mwi_answer(msg)
+    except vm.NoMailbox:
+        log.debug("mwi_query %s@%s: registered, no mailbox: no NOTIFY", msg.get("Username"),
+                  msg.get("Realm"))
+        return "no mailbox"
     if answer is None:
         log.info("mwi_query %s@%s: no such account", msg.get("Username"), msg.get("Realm"))
         return "unknown"
