@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -93,10 +94,13 @@ def test_one_box_per_mailbox_and_unknown_things(realm: str) -> None:
 
 
 def test_prompt_upload(realm: str, tmp_path: Path) -> None:
-    path = mediakit.write_wav(tmp_path / "vm-goodbye.wav", 1.25)
+    # a system-wide prompt of a name no module plays: a real one (vm-goodbye) would turn the
+    # later voicemail tests' prompts into http_cache URLs
+    name = f"test-prompt-{uuid.uuid4().hex[:8]}"
+    path = mediakit.write_wav(tmp_path / f"{name}.wav", 1.25)
     done = whistle("prompt", "upload", str(path))
     assert done.returncode == 0, done.stderr
-    assert "prompt vm-goodbye stored for every account: 1.2 s" in done.stdout
+    assert f"prompt {name} stored for every account: 1.2 s" in done.stdout
     own = whistle("prompt", "upload", str(path), "--name", "greeting-main", "--realm", realm)
     assert own.returncode == 0 and f"for account {realm}" in own.stdout
     account_id = provisioning.get_account(realm)["_id"]
