@@ -72,12 +72,24 @@ def credentials(realm: str, username: str) -> dict[str, Any] | None:
     return None if value.get("missing") else value
 
 
-def prime() -> int:
-    """Load every account and credential into the caches (worker start); returns the count.
+PRIME_PAGE = 5_000  # documents per CouchDB read when priming
 
-    Reads ``_all_docs`` rather than the views: it needs no index, so a freshly provisioned
-    or restarted CouchDB answers at once.
+
+def prime(limit: int | None = None, hot: list[tuple[str, str]] | None = None,
+          page: int = PRIME_PAGE) -> int:
+    """Load every account and up to ``limit`` credentials into the caches (worker start);
+    returns the count. ``limit`` defaults to ``settings.prime_credentials``.
+
+    ``hot`` (realm, username) pairs — e.g. the devices registered now — are read first, by
+    multi-key reads of the ``credentials/by_realm_user`` view (``page`` keys a request);
+    the rest, up to ``limit``, in pages of ``_all_docs`` (no index needed, so a freshly
+    provisioned or restarted CouchDB answers at once). Start time and memory stay bounded
+    however many devices there are (``bench/registrar_start.py`` measures both); a
+    credential not primed is read from CouchDB on its first look-up.
     """
+    from whistle_tasks.core.config import settings
+
+    limit = settings.prime_credentials if limit is None else limit
     couch = get_couch()
     found: dict[str, dict[str, Any]] = {}
     for row in couch.all_docs("accounts", include_docs=True):
@@ -89,13 +101,39 @@ def prime() -> int:
                                    "number_format": doc.get("number_format", "e164"),
                                    "timezone": doc.get("timezone")}
     _accounts.set_many(found)
-    creds: dict[str, dict[str, Any]] = {}
-    for row in couch.all_docs("sip_auth", include_docs=True):
-        doc = row.get("doc") or {}
-        if doc.get("pvt_type") == "device" and not doc.get("pvt_deleted") and doc.get("sip"):
-            creds[cred_key(doc["realm"], doc["sip"]["username"])] = credential_value(doc)
-    _credentials.set_many(creds)
-    return len(found) + len(creds)
+    primed = 0
+    seen: set[str] = set()
+    hot_keys = [[r.lower(), u.lower()] for r, u in (hot or [])][:max(0, limit)]
+    for start in range(0, len(hot_keys), page):
+        creds: dict[str, dict[str, Any]] = {}
+        for row in couch.view("sip_auth", "credentials", "by_realm_user",
+                              keys=hot_keys[start:start + page]):
+            if "value" in row and row["value"]:
+                creds[cred_key(*row["key"])] = row["value"]
+        seen.update(creds)
+        _credentials.set_many(creds)
+        primed += len(creds)
+    startkey: str | None = None
+    while primed < limit:
+        params: dict[str, Any] = {"include_docs": True, "limit": min(page, limit - primed) + 1}
+        if startkey is not None:
+            params["startkey"] = startkey
+        rows = couch.all_docs("sip_auth", **params)
+        more = len(rows) == params["limit"]
+        if more:
+            startkey = rows.pop()["id"]  # the first of the next page
+        creds = {}
+        for row in rows:
+            doc = row.get("doc") or {}
+            if doc.get("pvt_type") == "device" and not doc.get("pvt_deleted") and doc.get("sip"):
+                key = cred_key(doc["realm"], doc["sip"]["username"])
+                if key not in seen:
+                    creds[key] = credential_value(doc)
+        _credentials.set_many(creds)
+        primed += len(creds)
+        if not more:
+            break
+    return len(found) + primed
 
 
 def credential_value(doc: dict[str, Any]) -> dict[str, Any]:

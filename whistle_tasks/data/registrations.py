@@ -398,6 +398,12 @@ def expire(now: float | None = None) -> int:
 
 def prime() -> int:
     """Copy every user's registrations into Redis (worker start); returns how many users."""
+    return len(prime_users())
+
+
+def prime_users() -> list[tuple[str, str]]:
+    """:func:`prime`, returning the (realm, username) of every registered user (the devices
+    whose credentials are hot: the registrar primes those first)."""
     rows = get_couch().view(DB, "registrations", "by_user", include_docs=True)
     by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -406,4 +412,4 @@ def prime() -> int:
             by_user[user_key(doc["Realm"], doc["Username"])].append(doc)
     for key, docs in by_user.items():
         _hashes.merge(key, [_hash_item(d) for d in docs], complete=True, empty_ttl=EMPTY_TTL)
-    return len(by_user)
+    return [(docs[0]["Realm"], docs[0]["Username"]) for docs in by_user.values()]
