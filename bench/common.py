@@ -268,13 +268,13 @@ class Proc:
 
 
 def worker(queue: str, name: str, pool: str = "gevent", concurrency: int = 200,
-           events: bool = True) -> Proc:
+           events: bool = True, env: dict[str, str] | None = None) -> Proc:
     argv = [str(VENV_BIN / "celery"), "-A", "whistle_tasks", "worker", "-Q", queue, "-P", pool,
             "-c", str(concurrency), "-n", f"{name}@%h", "-l", "WARNING",
             "--without-mingle", "--without-gossip"]
     if not events:
         argv.append("--without-heartbeat")
-    env = {} if events else {"WHISTLE_TASK_EVENTS": "false"}
+    env = {**({} if events else {"WHISTLE_TASK_EVENTS": "false"}), **(env or {})}
     proc = Proc(name, argv, env=env)
     # -l WARNING hides "ready."; wait for the worker's consumer on its queue instead
     wait_consumers(queue, 1)

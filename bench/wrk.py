@@ -41,6 +41,7 @@ for line in io.lines(os.getenv("WRK_EXPECTED")) do
   expected[k] = fields
 end
 local pattern = os.getenv("WRK_KEY_PATTERN")
+local method = os.getenv("WRK_METHOD")
 local threads = {}
 local pending = {}
 local i = 0
@@ -59,6 +60,9 @@ function request()
   local k = keys[i]
   pending[k] = (pending[k] or 0) + 1
   issued = issued + 1
+  if method == "GET" then  -- the "body" is the path; keep-alive, as a database client
+    return wrk.format("GET", bodies[i])
+  end
   return wrk.format("POST", wrk.path, {
     ["Content-Type"] = "application/x-www-form-urlencoded",
     ["User-Agent"] = "freeswitch-xml/1.0", ["Accept"] = "*/*",
@@ -108,10 +112,11 @@ def ensure_wrk() -> str:
 
 def closed(name: str, url: str, requests: list[tuple[str, bytes]],
            expected: dict[str, list[str]], key_pattern: str, *, connections: int,
-           seconds: float, timeout: float = 30.0) -> Result:
+           seconds: float, timeout: float = 30.0, method: str = "POST") -> Result:
     """``requests``: (key, form body) pairs, sent in turn; ``expected``: per key, the
     strings its answer must hold; ``key_pattern``: the Lua pattern whose capture is the key
-    in an answer's body."""
+    in an answer's body. ``method="GET"``: each request's "body" is the path and query it
+    gets, on kept-alive connections (a database client's reads)."""
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory() as tmp:
         bodies_file = Path(tmp) / "bodies.txt"
@@ -125,7 +130,8 @@ def closed(name: str, url: str, requests: list[tuple[str, bytes]],
              f"--timeout={timeout:g}s", "-s", str(script), url],
             capture_output=True, text=True, check=True,
             env={**os.environ, "WRK_BODIES": str(bodies_file),
-                 "WRK_EXPECTED": str(expected_file), "WRK_KEY_PATTERN": key_pattern}).stdout
+                 "WRK_EXPECTED": str(expected_file), "WRK_KEY_PATTERN": key_pattern,
+                 "WRK_METHOD": method}).stdout
 
     def num(label: str) -> int:
         return int(re.search(rf"{label} (\d+)", out).group(1))
