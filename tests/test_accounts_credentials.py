@@ -61,3 +61,31 @@ def test_prime_zero_primes_no_credential(realm_users: tuple[str, list[str]]) -> 
     forget_all(realm, users)
     assert accounts.prime(limit=0, hot=[(realm, users[0])]) >= 1  # the accounts still
     assert cached(realm, users) == set()
+
+
+def test_concurrent_cold_reads_each_get_their_own_credentials(
+        realm_users: tuple[str, list[str]]) -> None:
+    import threading
+
+    realm, users = realm_users
+    forget_all(realm, users)
+    accounts.forget_credentials(realm, "nobody-such", shared=True)
+    got: dict[str, object] = {}
+    asked = [*users, "nobody-such"]
+    start = threading.Barrier(len(asked))
+
+    def read(user: str) -> None:
+        start.wait()
+        creds = accounts.credentials(realm, user)
+        got[user] = creds and creds["sip"]["password"]
+
+    reads = accounts._cold_credentials.stats["reads"]
+    threads = [threading.Thread(target=read, args=(u,)) for u in asked]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got == {**{u: f"pw-{u}" for u in users}, "nobody-such": None}
+    # grouped: fewer multi-key reads than users (each carries the keys missed meanwhile)
+    assert accounts._cold_credentials.stats["reads"] - reads < len(asked)
+    assert cached(realm, users) == set(users)

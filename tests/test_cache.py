@@ -637,3 +637,59 @@ def test_a_local_hit_asks_redis_nothing(ns):
     assert c.stats["hits_local"] == before["hits_local"] + 1000
     assert {k: v for k, v in c.stats.items() if k != "hits_local"} == \
         {k: v for k, v in before.items() if k != "hits_local"}
+
+
+# -- BatchedLoader: concurrent cold reads grouped -----------------------------------------
+
+def test_batched_loader_groups_concurrent_keys_and_answers_each_its_own():
+    from whistle_tasks.core.cache import BatchedLoader
+
+    calls: list[list[str]] = []
+    gate = threading.Event()
+
+    def load_many(keys: list[str]) -> dict[str, str]:
+        calls.append(list(keys))
+        if len(calls) == 1:
+            gate.wait(5)  # the first read is slow: the others queue behind it
+        return {k: f"value-of-{k}" for k in keys if k != "absent"}
+
+    loader = BatchedLoader(load_many)
+    answers: dict[str, object] = {}
+
+    def ask(key: str) -> None:
+        answers[f"{key}#{threading.get_ident()}"] = (key, loader.get(key))
+
+    first = threading.Thread(target=ask, args=("k0",))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    others = [threading.Thread(target=ask, args=(k,))
+              for k in ["k1", "k2", "k3", "k1", "absent"]]
+    for t in others:
+        t.start()
+    time.sleep(0.2)  # they are all waiting behind the first read
+    gate.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert sorted(v for v in answers.values()) == sorted(
+        [("k0", "value-of-k0"), ("k1", "value-of-k1"), ("k1", "value-of-k1"),
+         ("k2", "value-of-k2"), ("k3", "value-of-k3"), ("absent", None)])
+    # two reads: the lone first key, then every key asked meanwhile (k1 once)
+    assert calls[0] == ["k0"]
+    assert sorted(calls[1]) == ["absent", "k1", "k2", "k3"]
+    assert len(calls) == 2
+    assert loader.stats == {"reads": 2, "keys": 5}
+
+
+def test_batched_loader_gives_a_read_error_to_its_callers_and_carries_on():
+    from whistle_tasks.core.cache import BatchedLoader
+
+    def load_many(keys: list[str]) -> dict[str, str]:
+        if "bad" in keys:
+            raise ConnectionError("couch down")
+        return {k: k.upper() for k in keys}
+
+    loader = BatchedLoader(load_many)
+    with pytest.raises(ConnectionError):
+        loader.get("bad")
+    assert loader.get("good") == "GOOD"  # the next read is made, by the next caller

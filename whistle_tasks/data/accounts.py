@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from whistle_tasks.core import numbers as numfmt
-from whistle_tasks.core.cache import MISSING, Cache
+from whistle_tasks.core.cache import MISSING, BatchedLoader, Cache
 from whistle_tasks.core.changes import on_change
 from whistle_tasks.core.couch import get_couch
 from whistle_tasks.core.log import get_logger
@@ -65,11 +65,29 @@ def credentials(realm: str, username: str) -> dict[str, Any] | None:
     key = cred_key(realm, username)
     value = _credentials.get(key)
     if value is MISSING:
-        rows = get_couch().view("sip_auth", "credentials", "by_realm_user",
-                                key=[realm.lower(), username.lower()], limit=1)
-        value = rows[0]["value"] if rows else {"missing": True}
-        _credentials.set(key, value, ttl=NEGATIVE_TTL if value.get("missing") else None)
+        value = _cold_credentials.get(key)
     return None if value.get("missing") else value
+
+
+def _read_credentials(keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The cold read of :func:`credentials`: every key missed at once in one multi-key
+    read of the view (the threads of a worker missing together share it), cached."""
+    rows = get_couch().view("sip_auth", "credentials", "by_realm_user",
+                            keys=[key.split("/", 1) for key in keys])
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("value") and "key" in row:
+            found.setdefault(cred_key(*row["key"]), row["value"])
+    if found:
+        _credentials.set_many(found)
+    for key in keys:
+        if key not in found:
+            found[key] = {"missing": True}
+            _credentials.set(key, found[key], ttl=NEGATIVE_TTL)
+    return found
+
+
+_cold_credentials = BatchedLoader(_read_credentials)
 
 
 PRIME_PAGE = 5_000  # documents per CouchDB read when priming
