@@ -35,6 +35,10 @@ are best-effort under threads (an increment may rarely be lost), good enough for
 :class:`VersionedHashes` is the other shape, for data written by many processes at once
 (registrations): one Redis hash per key whose fields keep their newest version, compared
 and written atomically by a Lua script, with the same outage handling.
+
+:class:`BatchedLoader` is for what misses both tiers: the keys that a process's threads
+miss at the same time are read from the system of record together, in one multi-key read
+(a group commit: no timer; a lone miss is read at once).
 """
 
 from __future__ import annotations
