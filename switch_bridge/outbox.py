@@ -45,6 +45,8 @@ from whistle_tasks.core.log import get_logger
 log = get_logger(__name__)
 
 MAX_UNCONFIRMED = 5000
+#: AMQP heartbeat (seconds): a dead broker or network is noticed within two of them
+HEARTBEAT_S = 4
 BATCH = 200
 
 
@@ -56,6 +58,9 @@ class Item:
     headers: dict[str, Any] | None = None
     properties: dict[str, Any] = field(default_factory=dict)
     kind: str = "event"
+    #: ``(key, value)``: once RabbitMQ confirms this message, ``Outbox.marks[key] = value``
+    #: (the bridge marks each event's last message with the node and its Event-Sequence)
+    mark: tuple[str, Any] | None = None
 
 
 class Outbox:
@@ -77,6 +82,8 @@ class Outbox:
         self.stats = {"published": 0, "confirmed": 0, "resent": 0, "dropped": 0,
                       "nacked": 0, "reconnects": 0}
         self._drop_logged_at = 0
+        #: what the last confirmed message carrying a mark said, per key (Item.mark)
+        self.marks: dict[str, Any] = {}
 
     # -- producer side ------------------------------------------------------------------
     def put(self, item: Item) -> bool:
@@ -94,24 +101,26 @@ class Outbox:
         return True
 
     def put_api(self, msg: dict[str, Any], exchange: str, key: str, kind: str = "event",
-                persistent: bool = True) -> bool:
+                persistent: bool = True, mark: tuple[str, Any] | None = None) -> bool:
         """An API message (an event, an answer); persistent unless told otherwise."""
         properties = {"delivery_mode": 2} if persistent else {}
         return self.put(Item(wamqp.encode_api(msg), exchange, key, properties=properties,
-                             kind=kind))
+                             kind=kind, mark=mark))
 
-    def send(self, contract: Contract, msg: dict[str, Any], *, to: str | None = None) -> bool:
+    def send(self, contract: Contract, msg: dict[str, Any], *, to: str | None = None,
+             mark: tuple[str, Any] | None = None) -> bool:
         """A request, where its contract says: a Celery task message to a whapp, persistent
         when the contract must survive a broker restart (reg_success), not when it has a
         deadline (authn_req, route_req)."""
         exchange, key, task = contract.address(msg, to)
         if task is None:
             return self.put_api(msg, exchange, key, kind="request",
-                                persistent=contract.persistent)
+                                persistent=contract.persistent, mark=mark)
         body, headers, properties = wamqp.encode_request(task, msg)
         if contract.persistent:
             properties = {**properties, "delivery_mode": 2}
-        return self.put(Item(body, exchange, key, headers, properties, kind="request"))
+        return self.put(Item(body, exchange, key, headers, properties, kind="request",
+                             mark=mark))
 
     @property
     def buffered(self) -> int:
@@ -158,7 +167,8 @@ class Outbox:
                     reader.kill(block=False)
 
     def _connect(self) -> None:
-        self._conn = Connection(self.url, heartbeat=0, connect_timeout=5)
+        self._conn = Connection(self.url, heartbeat=HEARTBEAT_S, connect_timeout=5)
+        self._heartbeat_at = gevent.get_hub().loop.now()
         self._conn.connect()
         wamqp.declare_exchanges(self._conn)
         self._channel = self._conn.channel()
@@ -211,16 +221,26 @@ class Outbox:
             if self._buffer and len(self._unconfirmed) < MAX_UNCONFIRMED:
                 gevent.sleep(0)  # a batch out: let the others run, then carry on
                 continue
+            now = gevent.get_hub().loop.now()
+            if now - self._heartbeat_at >= 1.0:
+                self._heartbeat_at = now
+                self._conn.heartbeat_check()   # the pump is the only writer
             self._wake.clear()
             self._wake.wait(1.0 if not self._buffer else 0.01)
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:
             while self._unconfirmed and next(iter(self._unconfirmed)) <= delivery_tag:
-                self._unconfirmed.popitem(last=False)
-                self.stats["confirmed"] += 1
-        elif self._unconfirmed.pop(delivery_tag, None) is not None:
-            self.stats["confirmed"] += 1
+                self._confirmed(self._unconfirmed.popitem(last=False)[1])
+        else:
+            item = self._unconfirmed.pop(delivery_tag, None)
+            if item is not None:
+                self._confirmed(item)
+
+    def _confirmed(self, item: Item) -> None:
+        self.stats["confirmed"] += 1
+        if item.mark is not None:
+            self.marks[item.mark[0]] = item.mark[1]
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         tags = [t for t in self._unconfirmed if t <= delivery_tag] if multiple else [delivery_tag]
