@@ -47,6 +47,7 @@ from switch_bridge.http import AccessPolicy, HttpFront, make_server
 from switch_bridge.metrics import Metrics
 from switch_bridge.outbox import Outbox
 from switch_bridge.redundancy import ACTIVE, Redundancy
+from switch_bridge.spool import Spool, size_bytes
 from whistle_tasks.core.config import Settings
 from whistle_tasks.core.inbox import Inbox
 from whistle_tasks.core.log import get_logger
@@ -73,7 +74,10 @@ class Bridge:
     def __init__(self, settings: Settings,
                  rpc: Callable[[Inbox, str, Outbox], Rpc] | None = None) -> None:
         server_id = f"bridge.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        outbox = Outbox(settings.amqp_url, settings.event_buffer, name="bridge outbox")
+        spool = (Spool(settings.spool_dir, size_bytes(settings.spool_max_mb))
+                 if settings.spool_dir else None)
+        outbox = Outbox(settings.amqp_url, settings.event_buffer, name="bridge outbox",
+                        spool=spool)
         inbox = Inbox(settings.amqp_url, name="bridge inbox")
         make_rpc = rpc or (lambda i, sid, o: Rpc(i, sid, send=o.send,
                                                  ready=lambda: o.connected))
@@ -102,7 +106,8 @@ class Bridge:
         self.redundancy = Redundancy(
             redis_url=settings.redis_url, lease_ms=settings.bridge_lease_ms,
             window=settings.bridge_window, server_id=server_id, metrics=s.metrics,
-            marks=outbox.marks.get, replay=self._dispatch, on_role=self._on_role)
+            marks=outbox.marks.get, replay=self._dispatch, on_role=self._on_role,
+            amqp_up=lambda: outbox.connected)
         for node in s.nodes:
             self.redundancy.add(node)
         s.acting = self.redundancy.acting
@@ -201,6 +206,14 @@ class Bridge:
                 lambda: s.outbox.buffered)
         m.gauge("whistle_bridge_dropped_messages", "Messages dropped because the buffer was "
                 "full", lambda: s.outbox.stats["dropped"])
+        if s.outbox.spool is not None:
+            sp = s.outbox.spool
+            m.gauge("whistle_bridge_spooled_messages", "Messages written to the disk spool "
+                    "while RabbitMQ was unreachable", lambda: sp.stats["spooled"])
+            m.gauge("whistle_bridge_spool_pending", "Messages on disk waiting for RabbitMQ",
+                    lambda: sp.pending)
+            m.gauge("whistle_bridge_spool_bytes", "Bytes of the disk spool",
+                    lambda: sp.bytes)
         m.gauge("whistle_bridge_amqp_connected", "1 when the bridge can publish to RabbitMQ",
                 lambda: 1.0 if s.outbox.connected else 0.0)
         m.gauge("whistle_bridge_requests_waiting", "Requests waiting for a whapp",

@@ -19,6 +19,10 @@ and 39 of 133 registrations lost while transient, none since. Requests that have
 (authn_req, route_req) stay transient: their requester has given up long before a restart
 is over, and persisting them would only cost disk writes on the hot path.
 
+With a spool (``WHISTLE_SPOOL_DIR``, :mod:`switch_bridge.spool`), what is put while
+RabbitMQ is unreachable goes to disk instead of memory, and comes back in order once it is
+reachable again (also after a bridge restart).
+
 Confirms are asynchronous (many messages in flight, acks with ``multiple``), so confirming
 costs no round trip per message. Requests to whapps take the same path; the request/reply
 layer refuses at once rather than queue a request while the broker is down
@@ -30,6 +34,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -38,6 +43,7 @@ from kombu import Connection
 
 from schemas.contract import Contract
 from switch_bridge.amqp_frames import PublishEncoder
+from switch_bridge.spool import Record, Spool
 from whistle_tasks.core import amqp as wamqp
 from whistle_tasks.core.config import redact_url
 from whistle_tasks.core.log import get_logger
@@ -61,13 +67,17 @@ class Item:
     #: ``(key, value)``: once RabbitMQ confirms this message, ``Outbox.marks[key] = value``
     #: (the bridge marks each event's last message with the node and its Event-Sequence)
     mark: tuple[str, Any] | None = None
+    #: the spool segment to delete once RabbitMQ confirms this message (its last one)
+    spool_done: Path | None = None
 
 
 class Outbox:
     """A confirming, buffering publisher run by one greenlet."""
 
-    def __init__(self, url: str, capacity: int, *, name: str = "outbox") -> None:
+    def __init__(self, url: str, capacity: int, *, name: str = "outbox",
+                 spool: Spool | None = None) -> None:
         self.url = url
+        self.spool = spool
         self.capacity = capacity
         self.name = name
         self._buffer: deque[Item] = deque()
@@ -87,18 +97,27 @@ class Outbox:
 
     # -- producer side ------------------------------------------------------------------
     def put(self, item: Item) -> bool:
-        """Queue a message; False (counted, logged) when the buffer is full."""
+        """Queue a message; False (counted, logged) when the buffer (or spool) is full."""
+        if self.spool is not None and (not self.connected or self.spool.pending):
+            if self.spool.append(Record(item.body, item.exchange, item.key, item.headers,
+                                        item.properties, item.kind, item.mark)):
+                self._wake.set()
+                return True
+            return self._dropped(item, f"spool {self.spool.dir} full or failing")
         if len(self._buffer) + len(self._unconfirmed) >= self.capacity:
-            self.stats["dropped"] += 1
-            dropped = self.stats["dropped"]
-            if dropped == 1 or dropped - self._drop_logged_at >= 1000:
-                self._drop_logged_at = dropped
-                log.error("%s full (%d messages): dropped %d so far (last: %s %s)", self.name,
-                          self.capacity, dropped, item.exchange, item.key)
-            return False
+            return self._dropped(item, f"full ({self.capacity} messages)")
         self._buffer.append(item)
         self._wake.set()
         return True
+
+    def _dropped(self, item: Item, why: str) -> bool:
+        self.stats["dropped"] += 1
+        dropped = self.stats["dropped"]
+        if dropped == 1 or dropped - self._drop_logged_at >= 1000:
+            self._drop_logged_at = dropped
+            log.error("%s %s: dropped %d so far (last: %s %s)", self.name, why,
+                      dropped, item.exchange, item.key)
+        return False
 
     def put_api(self, msg: dict[str, Any], exchange: str, key: str, kind: str = "event",
                 persistent: bool = True, mark: tuple[str, Any] | None = None) -> bool:
@@ -124,7 +143,8 @@ class Outbox:
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer) + len(self._unconfirmed)
+        spooled = self.spool.pending if self.spool is not None else 0
+        return len(self._buffer) + len(self._unconfirmed) + spooled
 
     # -- the greenlet ----------------------------------------------------------------------
     def start(self) -> None:
@@ -141,6 +161,8 @@ class Outbox:
             self._greenlet.join(2)
             self._greenlet.kill()
         self._close()
+        if self.spool is not None:
+            self.spool.close()
         if self.buffered:
             log.error("%s stopped with %d messages not confirmed by RabbitMQ", self.name,
                       self.buffered)
@@ -198,6 +220,14 @@ class Outbox:
         while not self._stopping:
             if self._broken is not None:
                 raise self._broken
+            if (self.spool is not None and self.spool.pending and not self._buffer
+                    and len(self._unconfirmed) < MAX_UNCONFIRMED):
+                # what waited on disk, oldest first (new messages keep going to the spool
+                # until it is empty, so the order holds)
+                for rec in self.spool.read(BATCH * 5):
+                    self._buffer.append(Item(rec.body, rec.exchange, rec.key, rec.headers,
+                                             rec.properties, rec.kind, rec.mark,
+                                             rec.segment_done))
             frames: list[bytes] = []
             encode = self._encoder.encode
             while (self._buffer and len(frames) < BATCH * 9
@@ -241,6 +271,8 @@ class Outbox:
         self.stats["confirmed"] += 1
         if item.mark is not None:
             self.marks[item.mark[0]] = item.mark[1]
+        if item.spool_done is not None and self.spool is not None:
+            self.spool.forget(item.spool_done)
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         tags = [t for t in self._unconfirmed if t <= delivery_tag] if multiple else [delivery_tag]

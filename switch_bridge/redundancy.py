@@ -26,8 +26,10 @@ the holder's Server-ID, with a time to live of ``WHISTLE_BRIDGE_LEASE_MS``.
   under control are controlled again with their own control queues) and starts serving
   originate requests. A checkpoint of another Core-UUID than the window's means
   FreeSWITCH restarted: the window's events of the new process are all republished.
-* **Release**: a bridge stopping, or losing its event socket to the node, writes its last
-  checkpoint and deletes its lease at once, so a standby takes over within 100 ms.
+* **Release**: a bridge stopping, losing its event socket to the node, or unable to reach
+  RabbitMQ for longer than a lease, writes its last checkpoint and deletes its lease at
+  once, so a standby takes over within 100 ms. A standby that cannot reach RabbitMQ does
+  not take over.
 
 Consumers see every event at least once: those the old active published after its last
 checkpoint are published again (duplicates, bounded by what one renew period and the
@@ -155,7 +157,8 @@ class Redundancy:
     def __init__(self, *, redis_url: str, lease_ms: int, window: int, server_id: str,
                  metrics: Metrics, marks: Callable[[str], Any],
                  replay: Callable[[EslNode, Event], None],
-                 on_role: Callable[[EslNode, str], None]) -> None:
+                 on_role: Callable[[EslNode, str], None],
+                 amqp_up: Callable[[], bool] = lambda: True) -> None:
         self.enabled = lease_ms > 0
         self.lease_ms = lease_ms
         self.guard_s = lease_ms / 4000.0
@@ -165,6 +168,8 @@ class Redundancy:
         self.marks = marks
         self.replay = replay
         self.on_role = on_role
+        self.amqp_up = amqp_up
+        self._amqp_down_since: float | None = None
         self.leases: dict[str, NodeLease] = {}
         self.stats = {"takeovers": 0, "replayed": 0, "stepped_down": 0, "released": 0,
                       "redis_errors": 0, "short_windows": 0}
@@ -263,6 +268,17 @@ class Redundancy:
             lease.host = host
         self._member(lease)
         sent = time.monotonic()
+        if self.amqp_up():
+            self._amqp_down_since = None
+        elif self._amqp_down_since is None:
+            self._amqp_down_since = sent
+        amqp_down = (self._amqp_down_since is not None
+                     and sent - self._amqp_down_since >= self.lease_ms / 1000.0)
+        if lease.role == ACTIVE and amqp_down:
+            self._release(lease, "RabbitMQ unreachable for longer than a lease")
+            return
+        if lease.role != ACTIVE and self._amqp_down_since is not None:
+            return                  # we could not publish: leave the node to another
         if lease.role == ACTIVE:
             if self._renew_lease(lease, release=False):
                 lease.valid_until = sent + self.lease_ms / 1000.0 - self.guard_s
