@@ -1,8 +1,9 @@
 """Redundant bridges: any number of bridges may list one FreeSWITCH node, one is active.
 
 Who is active for a node is a **lease in Redis** (a component every Whistle install already
-runs), one per node, keyed by the node's FreeSWITCH hostname (``whistle:bridge:lease:<host>``,
-so two bridges that reach one switch by different addresses still share it). The value is
+runs), one per node, keyed by the node's FreeSWITCH hostname (``whistle:bridge:lease:<host>``;
+the keys: ``whistle_tasks/core/leases.py``), so two bridges that reach one switch by
+different addresses still share it). The value is
 the holder's Server-ID, with a time to live of ``WHISTLE_BRIDGE_LEASE_MS``.
 
 * **Acquire**: ``SET NX PX`` and, in the same Lua script, ``INCR`` of the node's fencing
@@ -52,14 +53,13 @@ from switch_bridge.freeswitch import inventory
 from switch_bridge.freeswitch.esl.node import EslError, EslNode
 from switch_bridge.freeswitch.esl.protocol import Event
 from switch_bridge.metrics import Metrics
+from whistle_tasks.core.leases import checkpoint_key, fence_key, lease_key, members_key
+from whistle_tasks.core.leases import text as _text
 from whistle_tasks.core.log import get_logger
 
 log = get_logger(__name__)
 
 RENEW_MS = 100
-#: members seen within this many seconds are listed by ``whistle status``
-MEMBER_TTL_S = 5.0
-PREFIX = "whistle:bridge:"
 ACTIVE, STANDBY = "active", "standby"
 
 # KEYS: lease, fence, checkpoint; ARGV: me, lease ms
@@ -83,14 +83,6 @@ end
 if ARGV[6] == '1' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
-
-
-def lease_key(host: str) -> str:
-    return f"{PREFIX}lease:{host}"
-
-
-def members_key(host: str) -> str:
-    return f"{PREFIX}members:{host}"
 
 
 @dataclass
@@ -285,8 +277,7 @@ class Redundancy:
             else:
                 self._step_down(lease, "another bridge holds the lease")
             return
-        got = self._acquire(keys=[lease_key(host), f"{PREFIX}fence:{host}",
-                                  f"{PREFIX}ckpt:{host}"],
+        got = self._acquire(keys=[lease_key(host), fence_key(host), checkpoint_key(host)],
                             args=[self.server_id, self.lease_ms])
         if got:
             lease.valid_until = sent + self.lease_ms / 1000.0 - self.guard_s
@@ -317,7 +308,7 @@ class Redundancy:
         mark = self.marks(lease.node.name)
         core, seq = mark if mark else ("", 0)
         assert lease.host is not None  # noqa: S101 - set before any lease is held
-        done = self._renew(keys=[lease_key(lease.host), f"{PREFIX}ckpt:{lease.host}"],
+        done = self._renew(keys=[lease_key(lease.host), checkpoint_key(lease.host)],
                            args=[self.server_id, self.lease_ms, core, seq, lease.token,
                                  "1" if release else "0"])
         return bool(done)
@@ -366,25 +357,3 @@ class Redundancy:
             log.warning("lease of FreeSWITCH %s not released (%s): it lapses by itself",
                         lease.node.name, exc)
         self._step_down(lease, why)
-
-
-def _text(value: Any) -> str:  # noqa: ANN401 - a Redis reply
-    return value.decode() if isinstance(value, bytes) else str(value or "")
-
-
-def bridges_of_nodes(redis_url: str) -> dict[str, dict[str, Any]]:
-    """Per FreeSWITCH hostname: the active bridge (the lease holder) and every bridge seen
-    lately with its role, for ``whistle status``. Raises ``redis.RedisError``."""
-    client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-    out: dict[str, dict[str, Any]] = {}
-    now = time.time()
-    for raw in client.scan_iter(match=f"{PREFIX}members:*", count=100):
-        host = _text(raw)[len(f"{PREFIX}members:"):]
-        active = client.get(lease_key(host))
-        members = {}
-        for sid, value in client.hgetall(raw).items():
-            role, _, at = _text(value).partition(" ")
-            if now - float(at or 0) <= MEMBER_TTL_S:
-                members[_text(sid)] = role
-        out[host] = {"active": _text(active) if active else None, "bridges": members}
-    return out
