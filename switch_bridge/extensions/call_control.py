@@ -36,6 +36,7 @@ its file, also once the caller has hung up, and it answers with a
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import deque
@@ -67,6 +68,28 @@ LOST_CAUSE = "CRASH"
 #: a control queue nobody consumes is removed after this long (a call whose bridges all
 #: died); while a bridge takes over, the commands sent meanwhile wait in it
 CONTROL_QUEUE_EXPIRES_MS = 600_000
+
+
+#: a part of an event-uuid that names a command (its Application-Name, its Msg-ID)
+_TAG_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def tagged_uuid(event_uuid: str, cmd: dict[str, Any]) -> str:
+    """The ``event-uuid`` of a command's last step, naming the command: FreeSWITCH hands it
+    back as the ``Application-UUID`` of the step's events, so a bridge that took the call
+    over (and never saw the command) still tags its completion (``Msg-Reply-ID``)."""
+    app, msg_id = str(cmd.get("Application-Name") or ""), str(cmd.get("Msg-ID") or "")
+    if _TAG_PART.match(app) and _TAG_PART.match(msg_id):
+        return f"{event_uuid}.{app}.{msg_id}"
+    return event_uuid
+
+
+def untag(app_uuid: str) -> dict[str, Any] | None:
+    """The command a tagged ``Application-UUID`` names (:func:`tagged_uuid`), or None."""
+    parts = app_uuid.split(".")
+    if len(parts) == 3 and len(parts[0]) == 36 and all(_TAG_PART.match(p) for p in parts[1:]):
+        return {"Application-Name": parts[1], "Msg-ID": parts[2]}
+    return None
 
 
 class NotActing(Exception):
@@ -252,6 +275,8 @@ class ControlledCall:
         ``Msg-Reply-ID`` = the command's ``Msg-ID`` on its last step) so a whapp can wait
         for exactly its own command."""
         event_uuid = str(uuid.uuid4())
+        if last and app != commands.API:
+            event_uuid = tagged_uuid(event_uuid, cmd)
         if main:
             self.current_uuid = event_uuid
         else:
@@ -544,7 +569,7 @@ class CallControl(Extension):
 
     def command_of(self, event_uuid: str | None) -> dict[str, Any] | None:
         """The Whistle command a FreeSWITCH application ran for (by its Application-UUID)."""
-        return self.annotations.get(event_uuid or "")
+        return self.annotations.get(event_uuid or "") or untag(event_uuid or "")
 
     def publish_event(self, msg: dict[str, Any]) -> None:
         self.outbox.put_api(msg, wamqp.CALLEVT.name,

@@ -179,11 +179,11 @@ class Inbox:
         if not sub.ack:
             return
         try:
-            with self._lock:
+            with self._lock:    # a py-amqp message: settled on its channel by its tag
                 if requeue:
-                    message.reject(requeue=True)
+                    message.channel.basic_reject(message.delivery_tag, requeue=True)
                 else:
-                    message.ack()
+                    message.channel.basic_ack(message.delivery_tag)
         except Exception as exc:  # noqa: BLE001 - the connection is going: RabbitMQ requeues
             log.warning("%s: could not settle a message of %s: %s", self.name, sub.queue, exc)
 
