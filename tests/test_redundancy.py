@@ -24,6 +24,8 @@ from pathlib import Path
 
 import requests
 
+from switch_bridge.freeswitch.esl.protocol import Event
+from switch_bridge.redundancy import Window
 from tests import faultkit, support
 from tests.bridgekit import metrics, start_bridge
 from tests.esl_standin import EslStandIn
@@ -241,3 +243,37 @@ def test_whistle_up_runs_redundant_bridges_on_consecutive_ports() -> None:
     single = supervisor.platform_specs(settings, media=False, beat=False, flower=False,
                                        api=False, only=[])
     assert [s.name for s in single] == ["bridge"] and not single[0].env
+
+
+def _event(core: str, seq: int) -> Event:
+    return Event(None, headers={"Event-Name": "CHANNEL_ANSWER", "Core-UUID": core,
+                                "Event-Sequence": str(seq)})
+
+
+def test_window_meets_the_checkpoint_and_tells_a_freeswitch_restart_apart() -> None:
+    window = Window(5)
+    for seq in (10, 11, 13, 14):
+        window.add(_event("old", seq))
+    after, how = window.after("old", 11)
+    assert how == "exact" and [s.seq for s in after] == [13, 14]
+    # FreeSWITCH restarted: its sequence starts again under another Core-UUID
+    for seq in (1, 2):
+        window.add(_event("new", seq))
+    after, how = window.after("old", 14)
+    assert how == "exact" and [(s.core, s.seq) for s in after] == [("new", 1), ("new", 2)]
+    # the checkpoint's process is gone from the window altogether: all of it is new
+    window.add(_event("new", 3))
+    window.add(_event("new", 4))
+    window.add(_event("new", 5))
+    after, how = window.after("old", 14)
+    assert how == "restart" and [s.seq for s in after] == [1, 2, 3, 4, 5]
+    # no checkpoint yet (no bridge was ever active): everything it has
+    assert window.after("", None)[1] == "none"
+    # the window begins after the checkpoint: said (events between may be missing)
+    short = Window(3)
+    for seq in (50, 51, 52):
+        short.add(_event("old", seq))
+    assert short.after("old", 20) == (list(short.items), "short")
+    # an event without a sequence is not kept (nothing to order it by)
+    short.add(Event(None, headers={"Event-Name": "HEARTBEAT"}))
+    assert len(short) == 3
