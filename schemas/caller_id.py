@@ -14,8 +14,8 @@ Values are checked when set (:func:`check`, :func:`check_options`): a name is 1 
 characters, no control character, no ``"`` or ``\\`` (they would end or escape a SIP
 quoted display name); a number is 1 to 35 of ``A-Z a-z 0-9 + * # . _ -`` (what a SIP user
 part carries without escaping, plus ``#``). Every error names the field
-(``caller_id.external.number: ...``). Reading (:func:`normalize`) is lenient: a stored value
-that is not valid is left out, never a crash; the bridge escapes whatever reaches it anyway.
+(``caller_id.external.number: ...``). Reading (:func:`normalize`) is lenient: whatever text
+is stored is used, never a crash; the bridge escapes whatever reaches it.
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ def merge(current: Any, changes: Mapping[str, Any]) -> dict[str, dict[str, str]]
 
 
 def normalize(value: Any) -> dict[str, dict[str, str]]:  # noqa: ANN401
-    """A stored ``caller_id`` read leniently: ``{kind: {field: value}}`` with only the valid
-    fields (a flat one is ``internal``)."""
+    """A stored ``caller_id`` read leniently: ``{kind: {field: text}}`` (a flat one is
+    ``internal``). A text stored behind validation's back is kept: the bridge escapes it."""
     if not isinstance(value, Mapping):
         return {}
     out: dict[str, dict[str, str]] = {}
@@ -174,7 +174,7 @@ def normalize(value: Any) -> dict[str, dict[str, str]]:  # noqa: ANN401
             continue
         for key in FIELDS:
             item = pair.get(key)
-            if item not in (None, "") and _PROBLEMS[key](item) is None:
+            if isinstance(item, str) and item:
                 out.setdefault(kind, {}).setdefault(key, item)
     return out
 

@@ -227,6 +227,8 @@ def expected_text(var: str, value: str) -> str:
     A-Za-z0-9+*._!~-)."""
     if var in DISPLAY:
         value = value.replace('"', "").replace("\\", "\\\\")
+        for ch, code in (("%", "%25"), ("@", "%40"), ("/", "%2F"), (":", "%3A")):
+            value = value.replace(ch, code)
     if var in NUMBER:
         value = quote(UNSAFE.sub("", value).replace("\r", "").replace("\n", ""), safe="+*!")
     return expected_value(value, "[]", sip_text=var in SIP_TEXT)

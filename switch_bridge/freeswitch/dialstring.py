@@ -127,6 +127,8 @@ FIELD_VARS: tuple[tuple[str, str], ...] = (
 CID_TYPES = {"from": "none", "rpid": "rpid", "pid": "pid"}
 #: ``Privacy-Hide-*`` -> the flags of ``origination_privacy`` (switch_ivr_originate)
 PRIVACY_FLAGS = (("Privacy-Hide-Name", "hide_name"), ("Privacy-Hide-Number", "hide_number"))
+ANONYMOUS_NAME = "Anonymous"
+ANONYMOUS_URI = "sip:anonymous@anonymous.invalid"
 #: caller-id names (SIP display names, written by sofia inside quotes) and numbers (the
 #: user part of From / P-Asserted-Identity / Remote-Party-ID)
 DISPLAY_VARS = frozenset({"origination_caller_id_name", "effective_caller_id_name"})
@@ -249,16 +251,21 @@ def _break_triggers(text: str) -> str:
 
 
 _NOT_IN_DISPLAY = re.compile(r'[\r\n"]')
+_DISPLAY_ENCODE = {"%": "%25", "@": "%40", "/": "%2F", ":": "%3A"}
 _NUMBER_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+*._!~-")
 
 
 def display_name(text: str) -> str:
-    """A caller-id name as sofia must receive it: it writes the name between double quotes
-    (``From: "<name>" <sip:...>``) without escaping, so CR, LF and ``"`` are removed
+    """A caller-id name as sofia must receive it. Sofia writes the name between double
+    quotes (``From: "<name>" <sip:...>``) without escaping, so CR, LF and ``"`` are removed
     (counted) and ``\\`` is doubled (a quoted-pair): nothing can end the quoted string or
-    split the header. Whatever else the name holds (``<``, ``>``, ``,``, ``;``) is quoted
-    text."""
-    return _drop(text, _NOT_IN_DISPLAY).replace("\\", "\\\\")
+    split the header. FreeSWITCH also URL-decodes a caller-id name and, left raw, reads
+    ``@``, ``/`` and ``:`` in it as parts of a URI (``Evil <sip:x@y>`` arrived as ``x``,
+    ``h: i`` as `` i``: measured on the real switch), so ``%``, ``@``, ``/`` and ``:`` are
+    percent-encoded and arrive as they were. The rest (``<``, ``>``, ``,``, ``;``,
+    ``${...}``) is quoted text."""
+    text = _drop(text, _NOT_IN_DISPLAY).replace("\\", "\\\\")
+    return "".join(_DISPLAY_ENCODE.get(ch, ch) for ch in text)
 
 
 def cid_number(text: str) -> str:
@@ -358,7 +365,14 @@ def _map_fields(obj: Mapping[str, Any]) -> dict[str, str]:
             out[var] = text
     flags = [flag for field, flag in PRIVACY_FLAGS if wire_text(obj.get(field)) in ("true", "1")]
     if flags:
-        out["origination_privacy"] = "+".join(flags)
+        # the flags give the Privacy header (and RPID privacy=); sofia still writes the
+        # caller profile's id in From, so From itself is made anonymous (RFC 3323)
+        # (screen: the true identity goes in P-Asserted-Identity, for the carrier)
+        out["origination_privacy"] = "+".join(("screen", *flags))
+        if "hide_name" in flags:
+            out["sip_from_display"] = ANONYMOUS_NAME
+        if "hide_number" in flags:
+            out["sip_invite_from_uri"] = ANONYMOUS_URI
     headers = obj.get("SIP-Headers") or {}
     if not isinstance(headers, Mapping):
         raise ValueError("SIP-Headers must be an object of header: value")

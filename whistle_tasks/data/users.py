@@ -12,7 +12,8 @@ A **group** (``pvt_type`` ``group``) is a named list of members for ring groups:
 
 Caches: ``user`` (``account/username``), ``user_by_id`` (``account/user id``),
 ``user_devices`` (``account/user id`` → device usernames) and ``group``
-(``account/name``); the writer (:mod:`whistle_tasks.ops.users`) deletes the shared entries and broadcasts; the listeners below drop the local ones.
+(``account/name``); the writer (:mod:`whistle_tasks.ops.users`) deletes the shared
+entries and broadcasts; the listeners below drop the local ones.
 """
 
 from __future__ import annotations
