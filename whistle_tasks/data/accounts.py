@@ -9,7 +9,8 @@ Data model (Kazoo's layout, docs/design.md "CouchDB"):
 
 * ``accounts``: one document per account: ``name``, ``realm``, ``enabled``,
   ``pvt_account_db`` (``account/XX/YY/REST``), ``number_format`` (e164, npan, 1npan),
-  ``timezone`` (IANA, for time-of-day routing; UTC when absent).
+  ``timezone`` (IANA, for time-of-day routing; UTC when absent), ``caller_id`` and
+  ``caller_id_options`` (:mod:`schemas.caller_id`).
 * the account database: its devices (``pvt_type`` device, ``sip.username``,
   ``sip.password`` or only ``sip.a1_hash``, ``enabled``, ``caller_id``, ``codecs``,
   ``owner_id``...), users, groups and callflows (:mod:`whistle_tasks.data.callflows`).
@@ -41,8 +42,8 @@ def cred_key(realm: str, username: str) -> str:
 
 
 def account_by_realm(realm: str) -> dict[str, Any] | None:
-    """``{"id", "name", "realm", "enabled", "account_db", "number_format", "timezone"}`` or
-    None."""
+    """``{"id", "name", "realm", "enabled", "account_db", "number_format", "timezone",
+    "caller_id", "caller_id_options"}`` or None."""
     realm = realm.lower()
 
     def load() -> Any:  # noqa: ANN401
@@ -117,7 +118,9 @@ def prime(limit: int | None = None, hot: list[tuple[str, str]] | None = None,
                                    "realm": doc["realm"], "enabled": doc.get("enabled", True),
                                    "account_db": doc.get("pvt_account_db"),
                                    "number_format": doc.get("number_format", "e164"),
-                                   "timezone": doc.get("timezone")}
+                                   "timezone": doc.get("timezone"),
+                                   "caller_id": doc.get("caller_id"),
+                                   "caller_id_options": doc.get("caller_id_options")}
     _accounts.set_many(found)
     primed = 0
     seen: set[str] = set()
@@ -160,7 +163,8 @@ def credential_value(doc: dict[str, Any]) -> dict[str, Any]:
             "account_id": doc.get("pvt_account_id"),
             "enabled": doc.get("enabled", True) is not False,
             "name": doc.get("name"), "owner_id": doc.get("owner_id"),
-            "caller_id": doc.get("caller_id"), "codecs": doc.get("codecs"),
+            "caller_id": doc.get("caller_id"),
+            "caller_id_options": doc.get("caller_id_options"), "codecs": doc.get("codecs"),
             "call_timeout": doc.get("call_timeout"), "sip_headers": doc.get("sip_headers")}
 
 

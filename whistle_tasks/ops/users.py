@@ -21,6 +21,7 @@ from whistle_tasks.core.couch import Conflict, get_couch
 from whistle_tasks.data import users
 from whistle_tasks.ops.provisioning import (
     ProvisioningError,
+    caller_id_changes,
     get_account,
     get_device,
     update_device,
@@ -54,7 +55,8 @@ def _changed(account: Mapping[str, Any], action: str, doc: Mapping[str, Any]) ->
 
 
 def create_user(realm: str, username: str, *, name: str | None = None,
-                caller_id: Mapping[str, str] | None = None,
+                caller_id: Mapping[str, Any] | None = None,
+                caller_id_options: Mapping[str, Any] | None = None,
                 voicemail_box: str | None = None) -> dict[str, Any]:
     account = get_account(realm)
     username = _username(username)
@@ -64,21 +66,14 @@ def create_user(realm: str, username: str, *, name: str | None = None,
                            "name": name or username, "do_not_disturb": False,
                            "pvt_account_id": account["_id"], "pvt_created": _now(),
                            "pvt_modified": _now()}
-    if caller_id:
-        doc["caller_id"] = _caller_id(caller_id)
+    doc.update(caller_id_changes({"caller_id": caller_id or None,
+                                  "caller_id_options": caller_id_options or None}))
+    doc = {k: v for k, v in doc.items() if v is not None}
     if voicemail_box:
         doc["voicemail_box"] = str(voicemail_box)
     saved = get_couch().save(account["pvt_account_db"], doc)
     _changed(account, "created", saved)
     return saved
-
-
-def _caller_id(value: Mapping[str, str]) -> dict[str, str]:
-    out = {k: str(v) for k, v in value.items() if k in ("name", "number") and v}
-    number = out.get("number")
-    if number is not None and not cf.NUMBER.ok(number):
-        raise ProvisioningError(f"invalid caller id number {number!r}")
-    return out
 
 
 def get_user(realm: str, username: str) -> dict[str, Any]:
@@ -110,7 +105,8 @@ def update_user(realm: str, username: str, changes_: Mapping[str, Any]) -> dict[
         doc = couch.get(account["pvt_account_db"], current["_id"])
         try:
             saved = couch.save(account["pvt_account_db"],
-                               {**doc, **changes_, "pvt_modified": _now()})
+                               {**doc, **caller_id_changes(changes_, doc),
+                                "pvt_modified": _now()})
             break
         except Conflict:
             continue
