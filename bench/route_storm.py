@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--numbers", type=int, default=10_000)
     parser.add_argument("--inflight", type=int, default=64)
     parser.add_argument("--rate", type=float, default=300)
+    parser.add_argument("--router-workers", type=int, default=1,
+                        help="router worker processes (each one Celery worker)")
     args = parser.parse_args()
     if not FIXTURE.exists():
         raise SystemExit(f"needs the real dialplan capture at {FIXTURE}")
@@ -126,7 +128,9 @@ def main() -> None:
     procs = []
     for whapp in ("router", "registrar"):
         pool, n = settings.pool_of(whapp)
-        procs.append(common.worker(whapp, f"routes-{whapp}", pool=pool, concurrency=n))
+        for k in range(args.router_workers if whapp == "router" else 1):
+            procs.append(common.worker(whapp, f"routes-{whapp}-{k}", pool=pool, concurrency=n))
+            common.wait_consumers(whapp, k + 1)
     try:
         real, real_port = start_bridge("routes-bridge")
         floor, floor_port = start_bridge("routes-floor", floor=True)
@@ -169,7 +173,8 @@ def main() -> None:
             proc.stop()
 
     print(f"\nroute storm: {args.numbers} numbers on {args.numbers} registered devices, "
-          f"{args.repeats} alternating pairs x {args.seconds:.0f}s")
+          f"{args.router_workers} router worker(s), {args.repeats} alternating pairs x "
+          f"{args.seconds:.0f}s")
     print(f" closed loop, {args.inflight} in flight:")
     common.print_paired("bridge + router + registrations", "floor (fixed answer, no AMQP)",
                         closed)
