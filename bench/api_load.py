@@ -59,9 +59,9 @@ def timed(session: requests.Session, url: str, result: Result, **kw: object) -> 
     result.latencies_ms.append((time.perf_counter() - t0) * 1000)
     result.sent += 1
     if resp.status_code == 200:
-        result.answered += 1
+        result.right += 1
     else:
-        result.errors += 1
+        result.wrong += 1
     return resp.json()
 
 
@@ -72,9 +72,9 @@ def timed_req(session: requests.Session, method: str, url: str, result: Result,
     result.latencies_ms.append((time.perf_counter() - t0) * 1000)
     result.sent += 1
     if resp.ok:
-        result.answered += 1
+        result.right += 1
     else:
-        result.errors += 1
+        result.wrong += 1
     return resp
 
 
@@ -140,7 +140,7 @@ def pbx(n_users: int, passes: int) -> None:
                             ("user, do-not-disturb (PATCH)", "dnd")):
             api_r, floor_r = results[key_]
             print(f"{label}: API p50 {api_r.p50:.1f} ms p99 {api_r.p99:.1f} ms "
-                  f"({api_r.answered}/{api_r.sent} ok) | bare CouchDB p50 {floor_r.p50:.1f} ms "
+                  f"({api_r.right}/{api_r.sent} ok) | bare CouchDB p50 {floor_r.p50:.1f} ms "
                   f"p99 {floor_r.p99:.1f} ms | ratio p50 {api_r.p50 / floor_r.p50:.2f}x")
     finally:
         api.stop()
@@ -254,7 +254,7 @@ def main() -> None:
                                       ("CDRs, month of 200,000, page of 100", cdr_api,
                                        cdr_floor)):
             print(f"{label}: API p50 {api_r.p50:.1f} ms p99 {api_r.p99:.1f} ms "
-                  f"({api_r.answered}/{api_r.sent} ok) | bare CouchDB p50 {floor_r.p50:.1f} ms "
+                  f"({api_r.right}/{api_r.sent} ok) | bare CouchDB p50 {floor_r.p50:.1f} ms "
                   f"p99 {floor_r.p99:.1f} ms | ratio p50 {api_r.p50 / floor_r.p50:.2f}x")
         print(f"(CDR records read through the API: {got})")
     finally:

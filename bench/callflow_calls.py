@@ -96,7 +96,7 @@ class TimedStandIn:
         with self.lock:
             self.measuring = False
             samples = list(self.samples)
-        result = common.Result("round trip", sent=len(samples), answered=len(samples),
+        result = common.Result("round trip", sent=len(samples), right=len(samples),
                                seconds=seconds, latencies_ms=samples)
         return result
 
