@@ -59,7 +59,7 @@ stop-services:
 
 # the benchmark scripts (bench/ also holds their shared modules)
 BENCHES ?= esl_parse cache_cost registrar registrar_start auth_storm event_firehose route_storm \
-	register_storm cdr_firehose api_load callflow_routes callflow_calls soak
+	register_storm register_failover cdr_firehose api_load callflow_routes callflow_calls soak
 
 bench: $(PY_STAMP) services
 	@$(SERVICES) tools
