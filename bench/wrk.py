@@ -8,7 +8,10 @@ Every answer is checked by the Lua script against the exact answer expected for 
 request: requests rotate through ``(key, body)`` pairs; the key of an answer is read from
 its body (``key_pattern``, a Lua pattern) and must be one that was asked and is still
 unanswered, the status must be 200, and the body must hold every one of the key's
-``expected`` strings (e.g. ``<param name="password" value="pw-1000"/>``). The counts
+``expected`` strings (e.g. ``<param name="password" value="pw-1000"/>``). (wrk's Lua
+cannot pair an answer with the request of its own connection: the right answer to another
+request still outstanding would pass. The open loops, :mod:`bench.http_load`, pair each
+answer with its own request.) The counts
 come back in :class:`bench.common.Result`: right + wrong from the script, errors from wrk's
 socket errors (connect, read, write); the requests wrk still had in flight when its run
 ended are ``cut_off`` (neither sent nor counted). wrk is installed from Debian's packages
