@@ -382,7 +382,7 @@ class CallControl(Extension):
         self.outbox = services.outbox
         self.inbox = services.inbox
         self.node_for = services.node_for
-        self.acting = services.acting
+        self.acting = lambda node: services.acting(node)   # set by the host after us
         self.node_name = services.node_name
         self.record_dir = services.settings.record_dir
         self.calls: dict[str, ControlledCall] = {}
