@@ -204,6 +204,8 @@ class Bridge:
         m = s.metrics
         m.gauge("whistle_bridge_buffered_messages", "Messages waiting for RabbitMQ to confirm",
                 lambda: s.outbox.buffered)
+        m.gauge("whistle_bridge_confirmed_messages", "Messages RabbitMQ confirmed (published "
+                "for good)", lambda: s.outbox.stats["confirmed"])
         m.gauge("whistle_bridge_dropped_messages", "Messages dropped because the buffer was "
                 "full", lambda: s.outbox.stats["dropped"])
         if s.outbox.spool is not None:

@@ -53,6 +53,10 @@ class Settings:
         "Seconds a cached credential/account/number lives.")
     local_cache_size: int = setting(200_000,
         "Entries kept in each process's own cache tier.")
+    prime_credentials: int = setting(10_000,
+        "Most device credentials a registrar/router worker loads into its cache when it "
+        "starts (registered devices first, read 5,000 a page); 0: none, every first "
+        "look-up reads CouchDB.")
     # registrar
     reg_expiry_interval: int = setting(30,
         "Seconds between registration expiry runs (beat).")
