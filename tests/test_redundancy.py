@@ -14,8 +14,10 @@ the fault, that reaches RabbitMQ. The figures are printed and kept in
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -251,6 +253,21 @@ def test_status_names_the_active_bridge_and_the_standby() -> None:
         role = f'whistle_bridge_node_active{{node="127.0.0.1:{standin.port}"}}'
         assert metrics(active.port)[role] == 1
         assert metrics(standby.port)[role] == 0
+        # `whistle status` names them (the bridge it asks, and Redis for every bridge)
+        done = subprocess.run(
+            [str(support.VENV_BIN / "whistle"), "status", "--json", "--timeout", "1"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "WHISTLE_REDIS_URL": REDIS["status"].url,
+                 "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{standby.port}"})
+        data = json.loads(done.stdout)
+        assert data["leases"][standin.hostname] == seen, data["leases"]
+        assert [n["role"] for n in data["bridge"]["nodes"]] == ["standby"]
+        text = subprocess.run([str(support.VENV_BIN / "whistle"), "status", "--timeout", "1"],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "WHISTLE_REDIS_URL": REDIS["status"].url,
+                                   "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{active.port}"}).stdout
+        row = next(line for line in text.splitlines() if line.startswith(standin.hostname))
+        assert seen["active"] in row and row.split()[-1] in seen["bridges"], text
         # only the active bridge consumes originate requests
         from kombu import Connection
 
