@@ -250,14 +250,14 @@ class Redundancy:
         if not node.connected:
             if lease.role == ACTIVE:
                 self._release(lease, f"lost its event socket to {node.name}")
+            lease.host = None           # asked again once connected (a new process?)
             return
-        host = node.fs_hostname or self._hostname(node)
-        if host is None:
-            return
-        if lease.host != host:
-            if lease.role == ACTIVE:
-                self._release(lease, f"the node is now {host}")
-            lease.host = host
+        if lease.host is None:
+            # the node's own answer, once per connection (an event's FreeSWITCH-Hostname
+            # header says the same on a real switch)
+            lease.host = self._hostname(node)
+            if lease.host is None:
+                return
         self._member(lease)
         sent = time.monotonic()
         if self.amqp_up():
@@ -277,6 +277,7 @@ class Redundancy:
             else:
                 self._step_down(lease, "another bridge holds the lease")
             return
+        host = lease.host
         got = self._acquire(keys=[lease_key(host), fence_key(host), checkpoint_key(host)],
                             args=[self.server_id, self.lease_ms])
         if got:
@@ -287,10 +288,12 @@ class Redundancy:
 
     def _hostname(self, node: EslNode) -> str | None:
         try:
-            node.fs_hostname = inventory.hostname(node.api("hostname", timeout=2))
+            host = inventory.hostname(node.api("hostname", timeout=2))
         except (EslError, inventory.InventoryError) as exc:
             log.debug("FreeSWITCH %s: hostname not known yet: %s", node.name, exc)
-        return node.fs_hostname
+            return None
+        node.fs_hostname = node.fs_hostname or host
+        return host
 
     def _member(self, lease: NodeLease) -> None:
         """Say once a second who we are and what we are for this node (``whistle status``)."""
