@@ -46,7 +46,8 @@ class Member:
     name: str
     proc: support.Process
     port: int
-    proxy: faultkit.TcpProxy
+    proxy: faultkit.TcpProxy          # its way to RabbitMQ
+    redis_proxy: faultkit.TcpProxy    # its way to Redis
 
     def health(self) -> str:
         try:
@@ -106,11 +107,12 @@ def pair(tag: str) -> Iterator[tuple[EslStandIn, list[Member], faultkit.EventCou
     try:
         for name in ("a", "b"):
             proxy = faultkit.TcpProxy()
+            redis_proxy = faultkit.TcpProxy(("127.0.0.1", redis_.port))
             proc, port = start_bridge(standin, name=f"bridge-ha-{tag}-{name}",
                                       WHISTLE_AMQP_URL=proxy.url(amqp_url),
-                                      WHISTLE_REDIS_URL=redis_.url,
+                                      WHISTLE_REDIS_URL=f"redis://127.0.0.1:{redis_proxy.port}/0",
                                       WHISTLE_BRIDGE_LEASE_MS=str(LEASE_MS))
-            members.append(Member(name, proc, port, proxy))
+            members.append(Member(name, proc, port, proxy, redis_proxy))
         standin.wait_for_connections(2, timeout=15)
         support.wait_until(lambda: sorted(m.role() for m in members) == ["active", "standby"],
                            timeout=30, what="one active bridge and one standby")
@@ -126,6 +128,7 @@ def pair(tag: str) -> Iterator[tuple[EslStandIn, list[Member], faultkit.EventCou
                 m.proc.kill(signal.SIGCONT)
             m.proc.stop()
             m.proxy.close()
+            m.redis_proxy.close()
         standin.stop()
         REDIS.pop(tag).close()
 
@@ -210,6 +213,39 @@ def test_standby_lost_changes_nothing() -> None:
         assert sum(n - 1 for n in counter.seen.values() if n > 1) == 0
         assert active.role() == "active"
         assert metrics(active.port)["whistle_bridge_takeovers"] == 1
+
+
+def _logged_at(output: str, text: str) -> float:
+    """The time (seconds of the day) of the last log line containing ``text``."""
+    line = [x for x in output.splitlines() if text in x][-1]
+    clock = line.split()[1]                       # 02:03:54,913
+    h, m, rest = clock.split(":")
+    sec, ms = rest.split(",")
+    return int(h) * 3600 + int(m) * 60 + int(sec) + int(ms) / 1000.0
+
+
+def test_active_cut_from_redis_stops_before_the_standby_starts() -> None:
+    """A partition between the active bridge and Redis only: it must stop acting (by its
+    own clock) before the standby can have acquired the lapsed lease, so two bridges never
+    publish at once; nothing is lost."""
+    with pair("part") as (standin, members, counter):
+        active, standby = active_and_standby(members)
+        with Flow(standin) as flow:
+            time.sleep(1.5)
+            active.redis_proxy.cut()
+            support.wait_until(lambda: standby.role() == "active", timeout=30,
+                               what="the standby to take over")
+            time.sleep(1.5)
+        missing = counter.wait_for(set(flow.calls), timeout=60)
+        stopped = _logged_at(active.proc.output(), "stands by for FreeSWITCH")
+        started = _logged_at(standby.proc.output(), "active for FreeSWITCH")
+        faultkit.figures("takeover_redis_partition", lease_ms=LEASE_MS,
+                         gap_between_actives_s=round(started - stopped, 3),
+                         events_sent=len(flow.calls), events_lost=len(missing),
+                         duplicates=sum(n - 1 for n in counter.seen.values() if n > 1))
+        assert not missing, f"{len(missing)} events lost"
+        assert stopped < started, "two active bridges at once"
+        assert "could not be renewed in time" in active.proc.output()
 
 
 def test_redis_stopped_no_bridge_publishes_then_nothing_is_lost() -> None:
