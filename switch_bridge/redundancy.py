@@ -60,7 +60,7 @@ from whistle_tasks.core.log import get_logger
 log = get_logger(__name__)
 
 RENEW_MS = 100
-ACTIVE, STANDBY = "active", "standby"
+ACTIVE, STANDBY, OTHER = "active", "standby", "other"
 
 # KEYS: lease, fence, checkpoint; ARGV: me, lease ms
 _ACQUIRE = """
@@ -143,7 +143,7 @@ class Redundancy:
 
     ``replay(node, event)``: run one event through the extensions as if it had just come
     (the host's hook, without the gate); ``on_role(node, role)``: the node became active
-    or standby here.
+    or standby here, or (``"other"``) another bridge holds its lease while we stand by.
     """
 
     def __init__(self, *, redis_url: str, lease_ms: int, window: int, server_id: str,
@@ -280,7 +280,9 @@ class Redundancy:
         host = lease.host
         got = self._acquire(keys=[lease_key(host), fence_key(host), checkpoint_key(host)],
                             args=[self.server_id, self.lease_ms])
-        if got:
+        if not got:
+            self.on_role(lease.node, OTHER)
+        else:
             lease.valid_until = sent + self.lease_ms / 1000.0 - self.guard_s
             token, core, seq, owner = (int(got[0]), _text(got[1]), _text(got[2]),
                                        _text(got[3]))
