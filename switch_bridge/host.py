@@ -16,6 +16,11 @@ in its own file:
                               holds) and extensions/directory.py (its directory cache)
     mwi_update              → extensions/mwi.py (MESSAGE_WAITING)
 
+With ``WHISTLE_BRIDGE_LEASE_MS`` several bridges list one node and one is active
+(redundancy.py): every event first goes to the node's window, and on to the extensions
+only while this bridge is the node's active one; taking a node over replays the window
+after the last checkpoint and runs the node sync (``_on_role``).
+
 The request/reply client is given to the host (``rpc=``) only by the benchmarks' floor,
 which answers from memory to measure the bridge without AMQP (``bench/floor_bridge.py``).
 """
