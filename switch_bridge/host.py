@@ -16,6 +16,11 @@ in its own file:
                               holds) and extensions/directory.py (its directory cache)
     mwi_update              → extensions/mwi.py (MESSAGE_WAITING)
 
+With ``WHISTLE_BRIDGE_LEASE_MS`` several bridges list one node and one is active
+(redundancy.py): every event first goes to the node's window, and on to the extensions
+only while this bridge is the node's active one; taking a node over replays the window
+after the last checkpoint and runs the node sync (``_on_role``).
+
 The request/reply client is given to the host (``rpc=``) only by the benchmarks' floor,
 which answers from memory to measure the bridge without AMQP (``bench/floor_bridge.py``).
 """
@@ -46,7 +51,7 @@ from switch_bridge.freeswitch.esl.protocol import Event
 from switch_bridge.http import AccessPolicy, HttpFront, make_server
 from switch_bridge.metrics import Metrics
 from switch_bridge.outbox import Outbox
-from switch_bridge.redundancy import ACTIVE, Redundancy
+from switch_bridge.redundancy import ACTIVE, OTHER, Redundancy
 from switch_bridge.spool import Spool, size_bytes
 from whistle_tasks.core.config import Settings
 from whistle_tasks.core.inbox import Inbox
@@ -187,8 +192,13 @@ class Bridge:
         active controls with the same queues)."""
         if role == ACTIVE:
             self.node_sync.on_node_state(node, "connected")
-        else:
-            self.control.release(node)
+        elif node.connected or role == OTHER:
+            # another bridge controls the node's calls (with the same queues) from now on;
+            # a node we lost keeps its calls here until it is back or given up
+            # (CallControl._check_lost: a call gone with its FreeSWITCH is ended, CRASH)
+            self.control.release(node, check=role == OTHER)
+        if role == OTHER:
+            return
         self.originate.serve(any(self.redundancy.acting(n) for n in self.nodes))
 
     # -- metrics, health ------------------------------------------------------------------

@@ -684,22 +684,36 @@ class Platform:
         return self
 
     def start_bridge(self) -> None:
-        import sys
-
-        from tests import support
-
-        lease = {"WHISTLE_BRIDGE_LEASE_MS": "2000"} if len(self.http_ports) > 1 else {}
-        self.bridges = [support.Process(
-            f"{self.name}-bridge" + (f"-{i + 1}" if i else ""),
-            [sys.executable, "-m", "switch_bridge"],
-            env={"WHISTLE_FS_NODES": self.fs.esl_node,
-                 "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{port}", **lease, **self.bridge_env})
-            for i, port in enumerate(self.http_ports)]
+        self.bridges = [self._bridge_process(i) for i in range(len(self.http_ports))]
         self.bridge = self.bridges[0]
         self.wait_connected()
         for port in self.http_ports[1:]:
             wait_until(lambda p=port: f"node 127.0.0.1:{self.fs.esl_port} connected"
                        in bridge_health(p), 60, what=f"{self.name} bridge on {port} connected")
+
+    def _bridge_process(self, index: int, suffix: str = "") -> Any:  # noqa: ANN401
+        import sys
+
+        from tests import support
+
+        lease = {"WHISTLE_BRIDGE_LEASE_MS": "2000"} if len(self.http_ports) > 1 else {}
+        return support.Process(
+            f"{self.name}-bridge" + (f"-{index + 1}" if index else "") + suffix,
+            [sys.executable, "-m", "switch_bridge"],
+            env={"WHISTLE_FS_NODES": self.fs.esl_node,
+                 "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{self.http_ports[index]}", **lease,
+                 **self.bridge_env})
+
+    def restart_bridge(self, index: int) -> None:
+        """Start bridge ``index`` again (after a test killed it); its new log is
+        ``<name>-again``."""
+        self.bridges[index].stop()
+        self.bridges[index] = self._bridge_process(index, "-again")
+        if index == 0:
+            self.bridge = self.bridges[0]
+        port = self.http_ports[index]
+        wait_until(lambda: f"node 127.0.0.1:{self.fs.esl_port} connected"
+                   in bridge_health(port), 60, what=f"{self.name} bridge on {port} again")
 
     def wait_connected(self, timeout: float = 60) -> None:
         """Until the bridge answers /health with AMQP up and this node connected."""

@@ -126,3 +126,56 @@ def test_call_in_the_attendant_survives_the_active_bridge_killed(
     assert "CHANNEL_BRIDGE" in names and "CHANNEL_HANGUP_COMPLETE" in names, names
     faultkit.figures("takeover_freeswitch_attendant", seconds_to_active=round(taken_s, 2),
                      call_events=len(events), registered_during_takeover=during.ok)
+    pair.restart_bridge(index[active])        # two bridges again for the next test
+    support.wait_until(lambda: sorted(role(p) for p in pair.http_ports)
+                       == ["active", "standby"], timeout=30, what="the killed one standing by")
+
+
+def test_call_lost_with_freeswitch_is_ended_whichever_bridge_takes_the_node_back(
+        pair: fskit.Platform, realm: str, sink: EventSink) -> None:
+    """FreeSWITCH itself is killed while the attendant waits for digits: both bridges lose
+    the node, the active one gives its lease up but keeps the call; FreeSWITCH starts
+    again. Made the hard way round: the bridge that controlled the call is held
+    (SIGSTOP) until the *other* one is active for the new process, which never knew the
+    call; released, it sees another holder, asks the node for its calls and ends the one
+    gone with the old process (CHANNEL_HANGUP_COMPLETE, cause CRASH), so the whapp does
+    not wait for ever. (The other way round is test_freeswitch_restart's, one bridge.)"""
+    provisioning.create_device(realm, "1000", password="pw-1000")
+    provisioning.add_number("5000", realm, "app:attendant")
+    caller = pair.sipp.start("uac_dtmf_info.xml", server=False, port=udp_port(),
+                             service="5000", user="1000", password="pw-1000",
+                             variables={"realm": realm, "caller": "1000"}, timeout=60)
+    try:
+        def collecting() -> str | None:
+            sink.drain(len(sink.messages) + 1, timeout=0.3)
+            return next((m["Call-ID"] for m in sink.messages
+                         if m.get("Application-Name") == "play_and_collect_digits"
+                         and (m.get("Custom-Channel-Vars") or {}).get("Realm") == realm), None)
+
+        call_id = support.wait_until(collecting, timeout=30, what="the attendant to listen")
+        index = {p: i for i, p in enumerate(pair.http_ports)}
+        holder = next(p for p in pair.http_ports if role(p) == "active")
+        other = next(p for p in pair.http_ports if p != holder)
+        pair.fs.kill()
+        support.wait_until(lambda: "connected" not in fskit.bridge_health(holder),
+                           timeout=90, what="the holder to lose the node")
+        pair.bridges[index[holder]].kill(signal.SIGSTOP)
+    finally:
+        caller.stop()
+    try:
+        pair.fs.restart()
+        support.wait_until(lambda: role(other) == "active", timeout=90,
+                           what="the other bridge active for the new process")
+    finally:
+        pair.bridges[index[holder]].kill(signal.SIGCONT)
+    support.wait_until(lambda: f"node 127.0.0.1:{pair.fs.esl_port} connected"
+                       in fskit.bridge_health(holder), timeout=90, what="the holder back")
+
+    def hangup() -> dict | None:
+        sink.drain(len(sink.messages) + 1, timeout=0.3)
+        return next((m for m in sink.messages if m.get("Call-ID") == call_id
+                     and m.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"), None)
+
+    event = support.wait_until(hangup, timeout=60, what="the lost call's hangup")
+    assert event["Hangup-Cause"] == "CRASH", event
+    assert sorted(role(p) for p in pair.http_ports) == ["active", "standby"]

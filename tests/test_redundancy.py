@@ -14,8 +14,10 @@ the fault, that reaches RabbitMQ. The figures are printed and kept in
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +46,8 @@ class Member:
     name: str
     proc: support.Process
     port: int
-    proxy: faultkit.TcpProxy
+    proxy: faultkit.TcpProxy          # its way to RabbitMQ
+    redis_proxy: faultkit.TcpProxy    # its way to Redis
 
     def health(self) -> str:
         try:
@@ -88,22 +91,35 @@ class Flow:
         self.standin.flush()
 
 
+#: the Redis of the leases, private to each test (the shared one's test databases are
+#: flushed by other sessions: a flush mid-test is a fault of its own, tested below)
+REDIS: dict[str, faultkit.PrivateRedis] = {}
+
+
 @contextlib.contextmanager
 def pair(tag: str) -> Iterator[tuple[EslStandIn, list[Member], faultkit.EventCounter]]:
     amqp_url = os.environ["WHISTLE_AMQP_URL"]
     standin = EslStandIn(hostname=support.unique(f"fs-ha-{tag}")).start()
     members: list[Member] = []
     counter = faultkit.EventCounter(amqp_url, key="call.CHANNEL_ANSWER.#")
+    redis_ = REDIS[tag] = faultkit.PrivateRedis()
+    redis_.start()
     try:
         for name in ("a", "b"):
             proxy = faultkit.TcpProxy()
+            redis_proxy = faultkit.TcpProxy(("127.0.0.1", redis_.port))
             proc, port = start_bridge(standin, name=f"bridge-ha-{tag}-{name}",
                                       WHISTLE_AMQP_URL=proxy.url(amqp_url),
+                                      WHISTLE_REDIS_URL=f"redis://127.0.0.1:{redis_proxy.port}/0",
                                       WHISTLE_BRIDGE_LEASE_MS=str(LEASE_MS))
-            members.append(Member(name, proc, port, proxy))
+            members.append(Member(name, proc, port, proxy, redis_proxy))
         standin.wait_for_connections(2, timeout=15)
         support.wait_until(lambda: sorted(m.role() for m in members) == ["active", "standby"],
                            timeout=30, what="one active bridge and one standby")
+        # both have learnt the node's hostname (what the leases and lookups are keyed by)
+        support.wait_until(lambda: sorted(leases.bridges_of_nodes(redis_.url).get(
+            standin.hostname, {}).get("bridges", {}).values()) == ["active", "standby"],
+            timeout=30, what="both bridges known in Redis with their roles")
         yield standin, members, counter
     finally:
         counter.close()
@@ -112,7 +128,9 @@ def pair(tag: str) -> Iterator[tuple[EslStandIn, list[Member], faultkit.EventCou
                 m.proc.kill(signal.SIGCONT)
             m.proc.stop()
             m.proxy.close()
+            m.redis_proxy.close()
         standin.stop()
+        REDIS.pop(tag).close()
 
 
 def active_and_standby(members: list[Member]) -> tuple[Member, Member]:
@@ -197,13 +215,73 @@ def test_standby_lost_changes_nothing() -> None:
         assert metrics(active.port)["whistle_bridge_takeovers"] == 1
 
 
+def _logged_at(output: str, text: str) -> float:
+    """The time (seconds of the day) of the last log line containing ``text``."""
+    line = [x for x in output.splitlines() if text in x][-1]
+    clock = line.split()[1]                       # 02:03:54,913
+    h, m, rest = clock.split(":")
+    sec, ms = rest.split(",")
+    return int(h) * 3600 + int(m) * 60 + int(sec) + int(ms) / 1000.0
+
+
+def test_active_cut_from_redis_stops_before_the_standby_starts() -> None:
+    """A partition between the active bridge and Redis only: it must stop acting (by its
+    own clock) before the standby can have acquired the lapsed lease, so two bridges never
+    publish at once; nothing is lost."""
+    with pair("part") as (standin, members, counter):
+        active, standby = active_and_standby(members)
+        with Flow(standin) as flow:
+            time.sleep(1.5)
+            active.redis_proxy.cut()
+            support.wait_until(lambda: standby.role() == "active", timeout=30,
+                               what="the standby to take over")
+            time.sleep(1.5)
+        missing = counter.wait_for(set(flow.calls), timeout=60)
+        stopped = _logged_at(active.proc.output(), "stands by for FreeSWITCH")
+        started = _logged_at(standby.proc.output(), "active for FreeSWITCH")
+        faultkit.figures("takeover_redis_partition", lease_ms=LEASE_MS,
+                         gap_between_actives_s=round(started - stopped, 3),
+                         events_sent=len(flow.calls), events_lost=len(missing),
+                         duplicates=sum(n - 1 for n in counter.seen.values() if n > 1))
+        assert not missing, f"{len(missing)} events lost"
+        assert stopped < started, "two active bridges at once"
+        assert "could not be renewed in time" in active.proc.output()
+
+
+def test_redis_stopped_no_bridge_publishes_then_nothing_is_lost() -> None:
+    """Redis away: the active stands down when its lease runs out and nobody can take
+    over (no bridge publishes); Redis back, empty (no persistence): a bridge acquires, finds
+    no checkpoint and republishes its whole window: duplicates, no loss."""
+    with pair("redis") as (standin, members, counter):
+        with Flow(standin) as flow:
+            time.sleep(1.5)
+            REDIS["redis"].stop()
+            stopped_at = time.monotonic()
+            support.wait_until(lambda: all(m.role() == "standby" for m in members),
+                               timeout=10, what="every bridge standing by")
+            down_s = time.monotonic() - stopped_at
+            time.sleep(2.0)
+            REDIS["redis"].start()
+            support.wait_until(lambda: "active" in [m.role() for m in members], timeout=20,
+                               what="a bridge active again")
+            time.sleep(1.0)
+        missing = counter.wait_for(set(flow.calls), timeout=60)
+        faultkit.figures("takeover_redis_stopped", lease_ms=LEASE_MS,
+                         seconds_until_none_active=round(down_s, 2),
+                         events_sent=len(flow.calls), events_lost=len(missing),
+                         duplicates=sum(n - 1 for n in counter.seen.values() if n > 1))
+        assert not missing, f"{len(missing)} events lost"
+        assert down_s <= 2 * LEASE_MS / 1000.0
+        assert any("Redis unreachable" in m.proc.output() for m in members)
+
+
 def test_status_names_the_active_bridge_and_the_standby() -> None:
     with pair("status") as (standin, members, counter):
         active, standby = active_and_standby(members)
         seen = support.wait_until(
-            lambda: leases.bridges_of_nodes(os.environ["WHISTLE_REDIS_URL"]).get(
-                standin.hostname, {}).get("bridges", {}).__len__() == 2 and
-            leases.bridges_of_nodes(os.environ["WHISTLE_REDIS_URL"])[standin.hostname],
+            lambda: sorted(leases.bridges_of_nodes(REDIS["status"].url).get(
+                standin.hostname, {}).get("bridges", {}).values()) == ["active", "standby"]
+            and leases.bridges_of_nodes(REDIS["status"].url)[standin.hostname],
             timeout=10, what="both bridges in Redis")
         roles = sorted(seen["bridges"].values())
         assert roles == ["active", "standby"], seen
@@ -211,6 +289,27 @@ def test_status_names_the_active_bridge_and_the_standby() -> None:
         role = f'whistle_bridge_node_active{{node="127.0.0.1:{standin.port}"}}'
         assert metrics(active.port)[role] == 1
         assert metrics(standby.port)[role] == 0
+        # `whistle status` names them (the bridge it asks, and Redis for every bridge)
+        done = subprocess.run(
+            [str(support.VENV_BIN / "whistle"), "status", "--json", "--timeout", "1"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "WHISTLE_REDIS_URL": REDIS["status"].url,
+                 "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{standby.port}"})
+        data = json.loads(done.stdout)
+        assert data["leases"][standin.hostname] == seen, data["leases"]
+        assert [n["role"] for n in data["bridge"]["nodes"]] == ["standby"]
+        text = subprocess.run([str(support.VENV_BIN / "whistle"), "status", "--timeout", "1"],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "WHISTLE_REDIS_URL": REDIS["status"].url,
+                                   "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{active.port}"}).stdout
+        row = next(line for line in text.splitlines() if line.startswith(standin.hostname))
+        assert seen["active"] in row and row.split()[-1] in seen["bridges"], text
+        # only the active bridge consumes originate requests
+        from kombu import Connection
+
+        with Connection(os.environ["WHISTLE_AMQP_URL"]) as conn:
+            _, _, consumers = conn.channel().queue_declare("resource.originate", passive=True)
+        assert consumers == 1
 
 
 def test_a_standby_refuses_dialplan_lookups_so_freeswitch_asks_the_active(

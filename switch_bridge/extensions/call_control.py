@@ -382,7 +382,7 @@ class CallControl(Extension):
         self.outbox = services.outbox
         self.inbox = services.inbox
         self.node_for = services.node_for
-        self.acting = services.acting
+        self.acting = lambda node: services.acting(node)   # set by the host after us
         self.node_name = services.node_name
         self.record_dir = services.settings.record_dir
         self.calls: dict[str, ControlledCall] = {}
@@ -474,26 +474,50 @@ class CallControl(Extension):
         return control
 
     def _command(self, control: ControlledCall, msg: dict[str, Any]) -> None:
-        if control.released or not self.acting(control.node):
+        # a node we lost keeps its calls here (nobody can act for it): its commands are
+        # taken as without leases; one another bridge is active for is left to that one
+        if control.released or (control.node.connected and not self.acting(control.node)):
             raise NotActing(f"{control.call_id}: this bridge stands by for "
                             f"{control.node.name}")
         control.command(msg)
 
-    def release(self, node: EslNode) -> int:
+    def release(self, node: EslNode, *, check: bool = False) -> int:
         """Another bridge is active for ``node`` now: stop controlling its calls here
-        without ending them (their queues stay; the active bridge controls them again)."""
+        without ending them (their queues stay; the active bridge controls them again).
+        ``check``: first ask the node whether each call still exists (we lost the node
+        meanwhile: a call gone with a FreeSWITCH restart is ended here, CRASH, since the
+        new active never knew it)."""
         released = 0
-        for control in [c for c in self.calls.values() if c.node is node]:
-            control.released = True
-            if control.subscription is not None:
-                self.inbox.cancel(control.subscription.tag)
-                control.subscription = None
-            control.inbox.put(("stop", None))
+        for control in [c for c in self.calls.values() if c.node is node and not c.released]:
+            if check and not control.hungup:
+                control.released = True          # checked once
+                gevent.spawn(self._release_or_end, control)
+            else:
+                self._release(control)
             released += 1
         if released:
             log.warning("%d calls on %s left to the node's active bridge", released,
                         node.name)
         return released
+
+    def _release(self, control: ControlledCall) -> None:
+        control.released = True
+        if control.subscription is not None:
+            self.inbox.cancel(control.subscription.tag)
+            control.subscription = None
+        control.inbox.put(("stop", None))
+
+    def _release_or_end(self, control: ControlledCall) -> None:
+        try:
+            reply = control.node.api(inventory.control_queue_getvar(control.call_id))
+        except (EslError, ValueError) as exc:
+            reply = f"-ERR {exc}"
+        if reply.startswith("-ERR No such channel"):
+            self.stats["lost"] += 1
+            control.lost(f"FreeSWITCH {control.node.name} no longer has the call (it ended "
+                         "while the bridge could not hear)")
+        else:
+            self._release(control)
 
     def _record(self, control: ControlledCall) -> None:
         try:

@@ -64,7 +64,7 @@ class Originate(Extension):
         self.outbox = services.outbox
         self.inbox = services.inbox
         self.nodes = lambda: services.nodes
-        self.acting = services.acting
+        self.acting = lambda node: services.acting(node)   # set by the host after us
         self._subscription: Subscription | None = None
         self.control = control
         self.node_name = services.node_name
