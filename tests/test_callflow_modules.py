@@ -6,6 +6,7 @@ nothing more is sent, and the call's event queue is gone."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -90,10 +91,16 @@ def test_record_a_prompt(bridge: dict, standin: EslStandIn, realm: str,
     save(realm, "7004", {"module": "record", "data": {"name": "welcome", "time_limit": 30}})
     script.on("record", {"response": "/tmp/x.wav"})
     call_id = kit.place(bridge, realm, "7004")
-    assert kit.wait_done(standin, call_id) == ["answer", "playback", "set", "record", "hangup"]
-    record = kit.apps(standin, call_id)[3][1] or ""
+    # recorded in the switch's record directory, then stored (the stand-in has no http_put
+    # here: tests/test_freeswitch_voicemail.py stores for real); the CDR's Recording-ID set
+    names = kit.wait_done(standin, call_id, timeout=40)
+    assert names == ["answer", "playback", "set", "set", "record", "hangup"]
+    applied = kit.apps(standin, call_id)
+    assert applied[2] == ("set", "ecallmgr_Recording-ID=media-welcome")
     account = provisioning.get_account(realm)["_id"]
-    assert record == f"whistle-prompt-{account}-welcome.wav 30 500 5"
+    assert re.fullmatch(rf"/\S+/prompt-{account}-welcome-[0-9a-f]{{8}}\.wav 30 500 5",
+                        applied[4][1] or ""), applied[4]
+    assert [c for c in standin.commands if c.verb == "bgapi" and "http_put" in c.args]
 
 
 def test_transfer_runs_the_other_number(bridge: dict, standin: EslStandIn, realm: str,

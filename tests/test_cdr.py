@@ -66,6 +66,23 @@ def test_a_record_of_each_leg_says_who_hung_up(fixtures_dir: Path) -> None:
     assert a_leg["dialled_number"] == "1001"
 
 
+def test_a_record_lists_what_the_leg_produced(fixtures_dir: Path) -> None:
+    """The voicemail message and the recording a leg left (Custom-Channel-Vars the callflow
+    modules set) are in the record, each by its field and together in ``produced``."""
+    msg = hangups(fixtures_dir)[0]
+    plain = record.from_event(msg)
+    assert "produced" not in plain and "voicemail_message_id" not in plain
+    message_id, recording_id = uuid.uuid4().hex, "media-welcome"
+    msg = {**msg, "Custom-Channel-Vars": {**(msg.get("Custom-Channel-Vars") or {}),
+                                          "Voicemail-Message-ID": message_id,
+                                          "Recording-ID": recording_id}}
+    rec = record.from_event(msg)
+    assert rec["voicemail_message_id"] == message_id and rec["recording_id"] == recording_id
+    assert rec["produced"] == [f"voicemail:{message_id}", f"recording:{recording_id}"]
+    row = dict(zip(cdrs.CSV_FIELDS, cdrs.csv_row({**rec, "id": rec["_id"]}), strict=True))
+    assert row["produced"] == f"voicemail:{message_id}; recording:{recording_id}"
+
+
 def test_a_malformed_or_partial_event_still_gives_a_flagged_record() -> None:
     raw = record.from_event(b"\x00not json at all")
     assert raw["partial"] and raw["_id"].startswith("malformed-")

@@ -74,10 +74,12 @@ def cdr_list(realm: str, since: str | None, until: str | None, number: str | Non
         for rec in records:
             writer.writerow(cdrs.csv_row(rec))
         return
-    echo(["end", "direction", "from", "to", "dialled", "billsec", "cause", "hung up by", "leg"],
+    echo(["end", "direction", "from", "to", "dialled", "billsec", "cause", "hung up by",
+          "produced", "leg"],
          [(_when(r.get("end")), r.get("direction", ""), r.get("caller_id_number", ""),
            r.get("callee_id_number", ""), r.get("dialled_number", ""),
            r.get("billing_seconds", ""), r.get("hangup_cause", ""), r.get("hung_up_by", ""),
+           " ".join(r.get("produced") or ()),
            r["id"] + (" (partial)" if r.get("partial") else "")) for r in records])
 
 

@@ -219,7 +219,8 @@ CSV_FIELDS = ("id", "other_leg_call_id", "account_id", "direction", "caller_id_n
               "callflow_id", "node", "start", "answer", "end", "duration_seconds",
               "billing_seconds", "ringing_seconds", "hangup_cause", "hangup_code",
               "sip_status", "hung_up_by", "read_codec", "write_codec", "user_agent",
-              "voicemail_message_id", "recording_id", "partial", "flags")
+              "voicemail_message_id", "recording_id", "produced", "partial",
+              "flags")
 
 
 def csv_row(record: dict[str, Any]) -> list[str]:

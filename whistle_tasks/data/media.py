@@ -157,3 +157,24 @@ def _prompt_changed(change: dict[str, Any]) -> None:
     doc_id = str(change.get("ID") or "")
     if doc_id.startswith("media-"):
         forget_prompt(str(change.get("Account-ID") or ""), doc_id[len("media-"):], shared=False)
+
+
+def ensure_prompt_doc(account_id: str, name: str, *, source: str) -> dict[str, Any]:
+    """The document of the account's prompt ``name`` (made when missing), ready for an
+    upload of its audio (``<name>.wav``) to :func:`upload_url`; ``source`` says where the
+    audio came from (a file name, ``recorded on a call``)."""
+    db = database(account_id)
+    now = int(time.time())
+
+    def prompt_doc(current: dict[str, Any] | None) -> dict[str, Any]:
+        doc = {**(current or {}), "pvt_type": MEDIA_TYPE, "name": name,
+               "media_file": f"{name}.wav", "source": source, "pvt_modified": now}
+        if account_id:
+            doc["pvt_account_id"] = account_id
+        doc.setdefault("pvt_created", now)
+        doc.pop("pvt_deleted", None)
+        return doc
+
+    couch = get_couch()
+    couch.ensure_db(db)
+    return couch.update(db, prompt_id(name), prompt_doc) or {"_id": prompt_id(name)}

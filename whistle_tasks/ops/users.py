@@ -97,6 +97,14 @@ def list_users(realm: str) -> list[dict[str, Any]]:
             for row in rows if row.get("doc")]
 
 
+def user_devices(realm: str, user_id: str) -> list[str]:
+    """The usernames of the devices the user ``user_id`` owns."""
+    account = get_account(realm)
+    rows = get_couch().view(account["pvt_account_db"], "users", "devices_by_owner",
+                            key=user_id)
+    return sorted(row["value"] for row in rows)
+
+
 def update_user(realm: str, username: str, changes_: Mapping[str, Any]) -> dict[str, Any]:
     account = get_account(realm)
     current = get_user(realm, username)
@@ -183,11 +191,17 @@ def parse_member(text: str) -> dict[str, Any]:
         if key not in ("timeout", "delay") or not value.isdigit():
             raise ProvisioningError(f"member {text!r}: {knob!r} is not timeout=S or delay=S")
         member[key] = int(value)
+    return check_member(member, text)
+
+
+def check_member(member: Mapping[str, Any], label: str | None = None) -> dict[str, Any]:
+    """A ring group member as declared (``schemas.callflow.MEMBER``), or
+    :class:`ProvisioningError` naming each bad field."""
     errors = cf.MEMBER.errors(member)
     if errors:
-        raise ProvisioningError(f"member {text!r}: " + "; ".join(
+        raise ProvisioningError(f"member {label or dict(member)!r}: " + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in errors.items()))
-    return member
+    return dict(member)
 
 
 def _check_members(realm: str, account: Mapping[str, Any],

@@ -8,7 +8,7 @@ dropped.
 Fields from ``Custom-Channel-Vars`` (the convention every whapp follows, docs/api.md
 "Call detail records"): ``Account-ID``, ``Authorizing-ID``, ``Realm``, ``Dialled-Number``
 (the router), ``Callflow-ID`` (the callflow that answered), ``Voicemail-Message-ID`` and
-``Recording-ID`` (what the call produced).
+``Recording-ID`` (what the call produced, also listed together in ``produced``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ FROM_CCVS = (
     ("Voicemail-Message-ID", "voicemail_message_id"),
     ("Recording-ID", "recording_id"),
 )
+#: record field -> its kind in ``produced`` (what the leg left behind: ``voicemail:<message
+#: id>``, ``recording:<media document id>``)
+PRODUCED = (("voicemail_message_id", "voicemail"), ("recording_id", "recording"))
 _INTEGERS = ("duration_seconds", "billing_seconds", "ringing_seconds", "sip_status")
 
 
@@ -118,6 +121,9 @@ def from_event(msg: Any, received_at: float | None = None) -> dict[str, Any]:  #
         value = ccvs.get(source)
         if value not in (None, ""):
             doc[name] = str(value)
+    produced = [f"{kind}:{doc[name]}" for name, kind in PRODUCED if doc.get(name)]
+    if produced:
+        doc["produced"] = produced
     if "dialled_number" not in doc and msg.get("Caller-Destination-Number"):
         doc["dialled_number"] = str(msg["Caller-Destination-Number"])
     for source, name in (("Channel-Created-Time", "start"), ("Channel-Answered-Time", "answer"),

@@ -126,6 +126,9 @@ def voicemail(call: Call, data: dict[str, Any], context: Context) -> str | None:
                                caller_id_number=number, call_id=call.call_id)
     recording = f"recording://vm-{message['_id']}.wav"
     try:
+        # the leg's CDR names the message it produced (set before recording: a message
+        # dropped as too short still leaves its id in the CDR, see docs/design.md)
+        call.set(**{"Voicemail-Message-ID": message["_id"]})
         call.record(recording, time_limit=vm.limit(box, "max_message_length"),
                     terminators="#")
     finally:
