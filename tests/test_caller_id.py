@@ -385,3 +385,23 @@ def test_api(api: str) -> None:
     assert "outbound_privacy" in bad.text
     empty = requests.patch(base, headers=who.headers, timeout=30, json={})
     assert empty.status_code == 422, empty.text
+
+
+def test_api_users(api: str) -> None:
+    who = apikit.tenant("cidu")
+    base = f"{api}/v1/accounts/{who.id}"
+    made = requests.post(f"{base}/users", headers=who.headers, timeout=30, json={
+        "username": "alice", "caller_id": {"name": "Alice", "number": "1100"}})
+    assert made.status_code == 201, made.text
+    assert made.json()["caller_id"] == {"internal": {"name": "Alice", "number": "1100"}}
+    patched = requests.patch(f"{base}/users/alice", headers=who.headers, timeout=30, json={
+        "caller_id": {"external": {"number": "+14155550111"}},
+        "caller_id_options": {"outbound_privacy": "number"}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["caller_id"] == {"internal": {"name": "Alice", "number": "1100"},
+                                           "external": {"number": "+14155550111"}}
+    assert patched.json()["caller_id_options"] == {"outbound_privacy": "number"}
+    bad = requests.patch(f"{base}/users/alice", headers=who.headers, timeout=30,
+                         json={"caller_id": {"internal": {"number": "1100 ext 2"}}})
+    assert bad.status_code == 422, bad.text
+    assert "internal.number" in bad.text
