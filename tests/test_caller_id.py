@@ -199,8 +199,10 @@ def test_lock_external(realm: str) -> None:
         "caller_id_options": {"lock_external": True}})
     (device,) = legs_for(realm, "2000", [DEVICE_LEG])
     assert shown(device) == ("Desk", "2000")      # inside: fine
+    before = rule.STATS["refused_lock_external"]
     with pytest.raises(rule.Refused):
         legs_for(realm, "2000", [GATEWAY_LEG])
+    assert rule.STATS["refused_lock_external"] == before + 1
     # without the lock the internal id would have left; with an external id it leaves
     provisioning.create_device(realm, "2001", password="pw", extra={
         "caller_id": {"internal": {"name": "Desk", "number": "2001"}}})
