@@ -131,7 +131,8 @@ def test_users_devices_dnd_and_forwarding(api: str, tenants: tuple[Tenant, Tenan
     assert uri.json()["call_forward"]["always"] is True
     for wrong, field in (({"call_forward": {"to": "12ab"}}, "call_forward"),
                          ({"call_forward": {"to": "1", "when": ["sometimes"]}}, "call_forward"),
-                         ({"caller_id": {"number": "1"}}, "caller_id"),
+                         # users take a caller id now (issue #15): a bad one is refused
+                         ({"caller_id": {"number": "1 2"}}, "caller_id"),
                          ({}, "_schema")):
         refused = call("PATCH", api, f"{url}/alice", a, json=wrong)
         assert refused.status_code == 422 and field in fields_of(refused), (wrong, refused.text)

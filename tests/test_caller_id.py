@@ -199,8 +199,10 @@ def test_lock_external(realm: str) -> None:
         "caller_id_options": {"lock_external": True}})
     (device,) = legs_for(realm, "2000", [DEVICE_LEG])
     assert shown(device) == ("Desk", "2000")      # inside: fine
+    before = rule.STATS["refused_lock_external"]
     with pytest.raises(rule.Refused):
         legs_for(realm, "2000", [GATEWAY_LEG])
+    assert rule.STATS["refused_lock_external"] == before + 1
     # without the lock the internal id would have left; with an external id it leaves
     provisioning.create_device(realm, "2001", password="pw", extra={
         "caller_id": {"internal": {"name": "Desk", "number": "2001"}}})
@@ -385,3 +387,23 @@ def test_api(api: str) -> None:
     assert "outbound_privacy" in bad.text
     empty = requests.patch(base, headers=who.headers, timeout=30, json={})
     assert empty.status_code == 422, empty.text
+
+
+def test_api_users(api: str) -> None:
+    who = apikit.tenant("cidu")
+    base = f"{api}/v1/accounts/{who.id}"
+    made = requests.post(f"{base}/users", headers=who.headers, timeout=30, json={
+        "username": "alice", "caller_id": {"name": "Alice", "number": "1100"}})
+    assert made.status_code == 201, made.text
+    assert made.json()["caller_id"] == {"internal": {"name": "Alice", "number": "1100"}}
+    patched = requests.patch(f"{base}/users/alice", headers=who.headers, timeout=30, json={
+        "caller_id": {"external": {"number": "+14155550111"}},
+        "caller_id_options": {"outbound_privacy": "number"}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["caller_id"] == {"internal": {"name": "Alice", "number": "1100"},
+                                           "external": {"number": "+14155550111"}}
+    assert patched.json()["caller_id_options"] == {"outbound_privacy": "number"}
+    bad = requests.patch(f"{base}/users/alice", headers=who.headers, timeout=30,
+                         json={"caller_id": {"internal": {"number": "1100 ext 2"}}})
+    assert bad.status_code == 422, bad.text
+    assert "internal.number" in bad.text

@@ -417,3 +417,24 @@ def test_a_hangup_in_the_middle_leaves_nothing(name: str, bridge: dict, standin:
         account = provisioning.get_account(hangup_realm)
         assert parking.holder({"account_db": account["pvt_account_db"]},
                               f"{account['_id']}-default", "750") is None
+
+
+def test_lock_external_leaves_out_only_the_legs_going_out(bridge: dict, standin: EslStandIn,
+                                                          realm: str, client: support.Client,
+                                                          script: kit.Script) -> None:
+    """Issue #15: a caller locked to its external id, which has none, in a ring group of a
+    phone and a URI: the phone rings (with the internal id), the URI is left out."""
+    phones(realm, client, "5101")
+    provisioning.create_device(realm, "1000", password="pw", extra={
+        "caller_id": {"internal": {"name": "Desk", "number": "1000"}},
+        "caller_id_options": {"lock_external": True}})
+    save(realm, "7085", {"module": "ring_group", "data": {"members": [
+        {"type": "device", "id": "5101"}, {"type": "number", "id": "7086"}]},
+        "children": {"_": {"module": "hangup"}}})
+    save(realm, "7086", {"module": "forward", "data": {"uri": "sip:out@pbx.example.net"}})
+    script.on("bridge", kit.disposition("USER_BUSY"))
+    call_id = kit.place(bridge, realm, "7085")
+    assert kit.wait_done(standin, call_id) == ["set", "bridge", "hangup"]
+    (dial,) = bridges(standin, call_id)
+    assert "sip:5101@" in dial and "pbx.example.net" not in dial
+    assert "origination_caller_id_name=Desk" in dial

@@ -200,3 +200,18 @@ def test_a_hostile_stored_name_arrives_as_inert_text(freeswitch: fskit.Platform,
     assert number == "1002", headers
     # the quotes and the line break are gone; the rest is the text as stored
     assert name == "Evil <sip:x@y>, />${system(id)}X-Injected: 1", headers
+
+
+def test_lock_external_in_a_callflow_is_refused(freeswitch: fskit.Platform, realm: str) -> None:
+    """The same refusal from the callflow whapp: a set_caller_id node locks the call, and
+    the forward after it has no external id to present."""
+    provisioning.create_device(realm, CALLER, password=CALLER_PW,
+                               extra={"caller_id": {"internal": INTERNAL}})
+    port = udp_port()
+    cf_ops.save(realm, {"numbers": ["4000"], "flow": {
+        "module": "set_caller_id", "data": {"lock_external": True},
+        "children": {"_": {"module": "forward", "data": {
+            "gateway": f"127.0.0.1:{port}", "number": CARRIER_DID}}}}})
+    caller = call(freeswitch, realm, "4000", "uac_fail.xml")
+    assert caller.final_status("INVITE") == "403", caller.describe()
+    assert "Caller ID Not Allowed" in caller.messages, caller.describe()

@@ -130,7 +130,8 @@ def test_device_import_outcomes_and_summary(tmp_path: Path, realm: str) -> None:
     assert accounts.credentials(realm, "2003") is None
     device = provisioning.get_device(realm, "2000")
     assert device["name"] == "Desk"
-    assert device["caller_id"] == {"name": "Alice", "number": "+15550002000"}
+    # the CSV's caller_id_name/number are the internal caller id (issue #15)
+    assert device["caller_id"] == {"internal": {"name": "Alice", "number": "+15550002000"}}
     assert provisioning.get_device(realm, "existing")["sip"]["password"] == "old-pass"
 
 

@@ -29,6 +29,7 @@ no field, and FreeSWITCH passes the caller's own.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ INTERNAL_FORMATS = frozenset({"username", "contact"})
 REFUSED_CODE = 403
 REFUSED_MESSAGE = "Caller ID Not Allowed"
 WIRE = {"name": "Outgoing-Caller-ID-Name", "number": "Outgoing-Caller-ID-Number"}
+#: calls refused for their caller id (``refused_lock_external``), for metrics and tests
+STATS: collections.Counter[str] = collections.Counter()
 
 
 class Refused(Exception):
@@ -140,6 +143,7 @@ def fields_for(found: list[Level], kind: str) -> dict[str, Any]:
     chosen = _pick(found, "external")
     if _option(found, "lock_external") is True:
         if not chosen.get("number"):
+            STATS["refused_lock_external"] += 1
             log.warning("caller id refused: lock_external is set and no external caller id "
                         "number is configured (%s)", ", ".join(lv.what for lv in found))
             raise Refused(REFUSED_MESSAGE)

@@ -71,6 +71,8 @@ def user_view(doc: dict[str, Any], devices: list[str] | None = None) -> dict[str
             "do_not_disturb": bool(doc.get("do_not_disturb")),
             "call_forward": doc.get("call_forward") or {"enabled": False},
             "voicemail_box": doc.get("voicemail_box"),
+            "caller_id": doc.get("caller_id") or {},
+            "caller_id_options": doc.get("caller_id_options") or {},
             "devices": devices if devices is not None else doc.get("devices") or []}
 
 
@@ -95,9 +97,11 @@ class Users(MethodView):
         realm = realm_of(account_id)
         try:
             doc = user_ops.create_user(realm, body["username"], name=body.get("name"),
-                                       voicemail_box=body.get("voicemail_box"))
+                                       voicemail_box=body.get("voicemail_box"),
+                                       caller_id=body.get("caller_id"),
+                                       caller_id_options=body.get("caller_id_options"))
         except ProvisioningError as exc:
-            fail(exc, "username")
+            fail(exc, "caller_id" if "caller_id" in str(exc) else "username")
         return user_view(doc, [])
 
 
@@ -117,7 +121,8 @@ class UserOne(MethodView):
         realm = realm_of(account_id)
         doc = _user(realm, username)
         try:
-            plain = {k: body[k] for k in ("name", "voicemail_box") if k in body}
+            plain = {k: body[k] for k in ("name", "voicemail_box", "caller_id",
+                                          "caller_id_options") if k in body}
             if plain:
                 doc = user_ops.update_user(realm, username, plain)
             if "do_not_disturb" in body:
@@ -129,7 +134,7 @@ class UserOne(MethodView):
                                            keep_caller_id=forward["keep_caller_id"])
         except ProvisioningError as exc:
             fail(exc, "call_forward" if "forward" in str(exc) or "URI" in str(exc)
-                 else "_schema")
+                 else "caller_id" if "caller_id" in str(exc) else "_schema")
         return user_view(doc, user_ops.user_devices(realm, doc["_id"]))
 
     @blp.response(204)

@@ -14,7 +14,8 @@ a URI is a bridge; to a number, the callflow continues at that number's callflow
 account's, or its ``no_match`` for an outside number), as if dialled. The caller id every
 leg presents is the context's one rule (:meth:`Context.with_caller_id`): the internal id
 to devices, the external one to gateways and URIs; a call whose caller may not leave with
-the caller id it has (``lock_external``) is answered 403 ``Caller ID Not Allowed``.
+the caller id it has (``lock_external``) is answered 403 ``Caller ID Not Allowed`` (in a
+bridge that also rings phones of the platform, only the legs going out are left out).
 """
 
 from __future__ import annotations
@@ -61,10 +62,16 @@ def ring(call: Call, context: Context, legs: list[dict[str, Any]], *, timeout: i
     try:
         legs = context.with_caller_id(legs, data.get("caller_id"))
     except caller_id.Refused as exc:
-        log.warning("%s: call refused: %s (lock_external, no external caller id)",
-                    context.path, exc)
-        call.respond(caller_id.REFUSED_CODE, caller_id.REFUSED_MESSAGE)
-        return None
+        inside = [leg for leg in legs if caller_id.leg_kind(leg) == "internal"]
+        if not inside:
+            log.warning("%s: call refused: %s (lock_external, no external caller id)",
+                        context.path, exc)
+            call.respond(caller_id.REFUSED_CODE, caller_id.REFUSED_MESSAGE)
+            return None
+        # a ring group with phones and outside numbers: the phones still ring
+        log.warning("%s: %d leg(s) out of the platform left out: %s (lock_external, no "
+                    "external caller id)", context.path, len(legs) - len(inside), exc)
+        legs = context.with_caller_id(inside, data.get("caller_id"))
     options: dict[str, Any] = {"Continue-On-Fail": True}
     if data.get("ringback"):
         options["Ringback"] = str(data["ringback"])
