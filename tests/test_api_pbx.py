@@ -131,7 +131,9 @@ def test_users_devices_dnd_and_forwarding(api: str, tenants: tuple[Tenant, Tenan
     assert uri.json()["call_forward"]["always"] is True
     for wrong, field in (({"call_forward": {"to": "12ab"}}, "call_forward"),
                          ({"call_forward": {"to": "1", "when": ["sometimes"]}}, "call_forward"),
-                         ({"caller_id": {"number": "1"}}, "caller_id"),
+                         ({"caller_id": {"internal": {"number": "12 ab;x"}}}, "caller_id"),
+                         ({"caller_id_options": {"outbound_privacy": "some"}},
+                          "caller_id_options"),
                          ({}, "_schema")):
         refused = call("PATCH", api, f"{url}/alice", a, json=wrong)
         assert refused.status_code == 422 and field in fields_of(refused), (wrong, refused.text)
@@ -140,6 +142,14 @@ def test_users_devices_dnd_and_forwarding(api: str, tenants: tuple[Tenant, Tenan
                                                       "voicemail_box": "1001"})
     assert off.json()["call_forward"] == {"enabled": False}
     assert off.json()["do_not_disturb"] is False and off.json()["voicemail_box"] == "1001"
+    cid = call("PATCH", api, f"{url}/alice", a, json={
+        "caller_id": {"external": {"name": "Alice A", "number": "+14155550111"}},
+        "caller_id_options": {"outbound_privacy": "name"}})
+    assert cid.status_code == 200, cid.text
+    stored = user_ops.get_user(a.realm, "alice")
+    assert stored["caller_id"]["external"] == {"name": "Alice A", "number": "+14155550111"}
+    assert cid.json()["caller_id"] == stored["caller_id"]
+    assert cid.json()["caller_id_options"]["outbound_privacy"] == "name"
     one = call("GET", api, f"{url}/ALICE", a)
     assert one.status_code == 200 and one.json()["devices"] == ["1000"]
     assert call("GET", api, f"{url}/nobody", a).status_code == 404

@@ -71,7 +71,9 @@ def user_view(doc: dict[str, Any], devices: list[str] | None = None) -> dict[str
             "do_not_disturb": bool(doc.get("do_not_disturb")),
             "call_forward": doc.get("call_forward") or {"enabled": False},
             "voicemail_box": doc.get("voicemail_box"),
-            "devices": devices if devices is not None else doc.get("devices") or []}
+            "devices": devices if devices is not None else doc.get("devices") or [],
+            "caller_id": doc.get("caller_id") or {},
+            "caller_id_options": doc.get("caller_id_options") or {}}
 
 
 def _user(realm: str, username: str) -> dict[str, Any]:
@@ -95,9 +97,11 @@ class Users(MethodView):
         realm = realm_of(account_id)
         try:
             doc = user_ops.create_user(realm, body["username"], name=body.get("name"),
-                                       voicemail_box=body.get("voicemail_box"))
+                                       voicemail_box=body.get("voicemail_box"),
+                                       caller_id=body.get("caller_id"),
+                                       caller_id_options=body.get("caller_id_options"))
         except ProvisioningError as exc:
-            fail(exc, "username")
+            fail(exc, "caller_id" if "caller id" in str(exc) else "username")
         return user_view(doc, [])
 
 
@@ -112,12 +116,14 @@ class UserOne(MethodView):
     @blp.arguments(s.UserPatch)
     @blp.response(200, s.User)
     def patch(self, body: dict[str, Any], account_id: str, username: str) -> dict[str, Any]:
-        """Change a user: name, voicemail box, do-not-disturb, call forwarding
-        (``{"to": "+14155550100", "when": ["busy", "no_answer"]}``; ``{"to": null}``: off)."""
+        """Change a user: name, voicemail box, caller id (as devices: an empty value removes
+        a field), do-not-disturb, call forwarding (``{"to": "+14155550100", "when":
+        ["busy", "no_answer"]}``; ``{"to": null}``: off)."""
         realm = realm_of(account_id)
         doc = _user(realm, username)
         try:
-            plain = {k: body[k] for k in ("name", "voicemail_box") if k in body}
+            plain = {k: body[k] for k in ("name", "voicemail_box", "caller_id",
+                                          "caller_id_options") if k in body}
             if plain:
                 doc = user_ops.update_user(realm, username, plain)
             if "do_not_disturb" in body:
@@ -128,8 +134,9 @@ class UserOne(MethodView):
                                            when=forward["when"],
                                            keep_caller_id=forward["keep_caller_id"])
         except ProvisioningError as exc:
-            fail(exc, "call_forward" if "forward" in str(exc) or "URI" in str(exc)
-                 else "_schema")
+            text = str(exc)
+            fail(exc, "call_forward" if "forward" in text or "URI" in text
+                 else "caller_id" if "caller id" in text else "_schema")
         return user_view(doc, user_ops.user_devices(realm, doc["_id"]))
 
     @blp.response(204)

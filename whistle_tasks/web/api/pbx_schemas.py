@@ -18,7 +18,7 @@ from werkzeug.routing import BaseConverter
 from schemas import callflow as cf
 from whistle_tasks.data import voicemail as vm
 from whistle_tasks.ops.users import FORWARD_WHEN
-from whistle_tasks.web.api.schemas import Strict
+from whistle_tasks.web.api.schemas import CallerIdField, CallerIdOptionsField, Strict
 
 # --- ids in paths -------------------------------------------------------------------------
 
@@ -72,6 +72,8 @@ class User(Schema):
     call_forward = fields.Nested(Forward)
     voicemail_box = fields.Str(allow_none=True)
     devices = fields.List(fields.Str(), metadata={"description": "usernames of its devices"})
+    caller_id = fields.Dict()
+    caller_id_options = fields.Dict()
 
 
 class UserList(Schema):
@@ -82,6 +84,8 @@ class UserCreate(Strict):
     username = fields.Str(required=True, validate=USER_NAME)
     name = fields.Str(validate=validate.Length(1, 128))
     voicemail_box = fields.Str(validate=MAILBOX)
+    caller_id = CallerIdField()
+    caller_id_options = CallerIdOptionsField()
 
 
 class ForwardChange(Strict):
@@ -98,6 +102,8 @@ class UserPatch(Strict):
     voicemail_box = fields.Str(validate=MAILBOX)
     do_not_disturb = fields.Bool()
     call_forward = fields.Nested(ForwardChange)
+    caller_id = CallerIdField()
+    caller_id_options = CallerIdOptionsField()
 
     @validates_schema
     def something(self, data: dict[str, Any], **_: Any) -> None:  # noqa: ANN401
