@@ -250,6 +250,28 @@ class Callflows(MethodView):
         return callflow_view(_save_callflow(realm_of(account_id), body, None, False))
 
 
+@blp.route("/callflow-modules")
+class CallflowModules(MethodView):
+    @blp.response(200, s.ModuleList)
+    def get(self) -> dict[str, Any]:
+        """The modules a callflow may name, with their data fields and outcomes (as
+        ``whistle callflow modules``; any key: it is no account's data)."""
+        return {"data": [{"name": name, "data": list(spec.data.fields),
+                          "required": list(spec.data.required),
+                          "outcomes": spec.outcome_words({}), "ends": spec.ends}
+                         for name, spec in sorted(cf_ops.modules().items())]}
+
+
+@blp.route("/callflows/migrate")
+class CallflowMigrate(MethodView):
+    @blp.response(200, s.MigrateReport)
+    def post(self) -> dict[str, int]:
+        """Rewrite number documents of before callflows as one-node callflows, in every
+        account (``whistle callflow migrate``; the operator's key only; idempotent)."""
+        auth.require_system()
+        return cf_ops.migrate(None)
+
+
 @blp.route(f"{ACCOUNT}/callflows/<callflowid:callflow_id>")
 class CallflowOne(MethodView):
     @blp.response(200, s.Callflow)

@@ -159,6 +159,24 @@ class CallflowList(Schema):
     data = fields.List(fields.Nested(Callflow))
 
 
+class Module(Schema):
+    name = fields.Str()
+    data = fields.List(fields.Str(), metadata={"description": "its data fields"})
+    required = fields.List(fields.Str())
+    outcomes = fields.Str(metadata={"description": "the child keys it may take"})
+    ends = fields.Bool(metadata={"description": "ends the call: no children"})
+
+
+class ModuleList(Schema):
+    data = fields.List(fields.Nested(Module))
+
+
+class MigrateReport(Schema):
+    accounts = fields.Int()
+    migrated = fields.Int()
+    failed = fields.Int()
+
+
 class CallflowBody(Strict):
     """Checked as a whole by the callflow schema (errors name the path in the flow:
     ``flow.children.1.data.timeout``)."""
