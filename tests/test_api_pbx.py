@@ -179,6 +179,7 @@ def test_ring_groups(api: str, tenants: tuple[Tenant, Tenant]) -> None:
     assert saved["timeout"] == 40
     again = call("PUT", api, url, a, json={"members": [{"type": "number", "id": "+14155550100"}]})
     assert again.status_code == 200 and again.json()["strategy"] == "simultaneous"
+    assert again.json()["timeout"] is None      # replaced as a whole
     assert user_ops.get_group(a.realm, "sales")["members"] == [
         {"type": "number", "id": "+14155550100"}]
     assert call("GET", api, url, a).json()["id"] == saved["_id"]
