@@ -89,8 +89,9 @@ class Switch:
         base = self.calls[call_id]
         return [("Unique-ID", call_id), *base.items(), *extra.items()]
 
-    def ring(self, account_id: str, caller: str, callee: str) -> str:
-        call_id = str(uuid.uuid4())
+    def ring(self, account_id: str, caller: str, callee: str, call_id: str | None = None) -> str:
+        """A new leg (``call_id``: one the switch was asked for, e.g. by an originate)."""
+        call_id = call_id or str(uuid.uuid4())
         now = str(int(time.time() * 1_000_000))
         self.calls[call_id] = {
             "Call-Direction": "inbound", "Caller-Caller-ID-Number": caller,

@@ -4,8 +4,10 @@ workers): log in with a key, create a device (a bad one first: the API's message
 place), see it register live, see a call ring and answer, hang it up from the page, and
 find its record among the CDRs; then the PBX half: create a user, turn do-not-disturb on and
 forwarding on (a wrong target's message in place) and off, edit a callflow as JSON (its tree
-drawn as it is typed, the API's errors shown on the node they are about), and place a
-click-to-call from a registered device. Screenshots in test-output/console-*.png."""
+drawn as it is typed, the API's errors shown on the node they are about), place a
+click-to-call from a registered device and see its record appear (the stand-in plays the
+call the bridge originated; tests/test_freeswitch_api.py does it on a real switch).
+Screenshots in test-output/console-*.png."""
 
 from __future__ import annotations
 
@@ -178,5 +180,15 @@ def test_the_console_drives_an_account(api: str, switch: Switch, browser) -> Non
     assert [c for c in switch.standin.commands if c.verb == "bgapi" and placed in c.args
             and c.args.endswith("&transfer(2001)")]
     page.screenshot(path=str(SHOTS / "console-click-to-call.png"))
+    # the switch plays the call it was asked for: its record appears among the CDRs
+    switch.ring(who.id, "1000", "2001", call_id=placed)
+    switch.answer(placed)
+    switch.hangup(placed)
+    page.click("nav button[data-tab=cdrs]")
+    page.fill("#cdr-form [name=since]", "")
+    support.wait_until(lambda: page.click("#cdr-form button[type=submit]") or
+                       page.query_selector(f"#cdr-rows tr[data-cdr='{placed}']"), 15,
+                       interval=0.5, what="the click-to-call's record in the console")
+    assert "2001" in page.inner_text(f"#cdr-rows tr[data-cdr='{placed}']")
     assert not errors, errors
     page.close()

@@ -110,10 +110,11 @@ def create_account(name: str, realm: str, *, number_format: str = "e164",
 def get_account(realm: str) -> dict[str, Any]:
     """The account document of ``realm`` (uncached: provisioning wants the truth)."""
     couch = get_couch()
-    rows = couch.view("accounts", "accounts", "by_realm", key=realm.strip().lower(), limit=1)
+    rows = couch.view("accounts", "accounts", "by_realm", key=realm.strip().lower(), limit=1,
+                      include_docs=True)   # one request: every API call makes this one
     if not rows:
         raise ProvisioningError(f"unknown realm {realm}")
-    return couch.get("accounts", rows[0]["id"])
+    return rows[0].get("doc") or couch.get("accounts", rows[0]["id"])
 
 
 def list_accounts() -> list[dict[str, Any]]:

@@ -232,6 +232,8 @@ def save_group(realm: str, name: str, members: list[dict[str, Any]], *,
                            "pvt_modified": _now()}
     if timeout:
         doc["timeout"] = int(timeout)
+    else:
+        doc.pop("timeout", None)   # replaced as a whole, as its strategy (default: none)
     saved = couch.save(db, doc)
     users.forget_group(account["_id"], name, shared=True)
     changes.broadcast("edited" if current else "created", "group", saved["_id"],

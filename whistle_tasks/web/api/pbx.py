@@ -46,6 +46,14 @@ WAV_BODY = {"content": {audio.WAV: {"schema": {"type": "string", "format": "bina
 DRAIN_LIMIT = 64 * 1024 * 1024
 
 
+def _caller_id_field(message: str) -> str | None:
+    """The caller id field a refusal names (its messages start with the field's path)."""
+    for field in ("caller_id_options", "caller_id"):
+        if field in message:
+            return field
+    return None
+
+
 def fail(exc: ProvisioningError, field: str = "_schema", *, missing: bool = False) -> NoReturn:
     """An ops refusal as JSON: 404 when ``missing`` and the message says so (the thing the
     path names), 409 for a duplicate, 413/415 for audio, else 400 naming ``field``."""
@@ -71,9 +79,9 @@ def user_view(doc: dict[str, Any], devices: list[str] | None = None) -> dict[str
             "do_not_disturb": bool(doc.get("do_not_disturb")),
             "call_forward": doc.get("call_forward") or {"enabled": False},
             "voicemail_box": doc.get("voicemail_box"),
+            "devices": devices if devices is not None else doc.get("devices") or [],
             "caller_id": doc.get("caller_id") or {},
-            "caller_id_options": doc.get("caller_id_options") or {},
-            "devices": devices if devices is not None else doc.get("devices") or []}
+            "caller_id_options": doc.get("caller_id_options") or {}}
 
 
 def _user(realm: str, username: str) -> dict[str, Any]:
@@ -101,7 +109,7 @@ class Users(MethodView):
                                        caller_id=body.get("caller_id"),
                                        caller_id_options=body.get("caller_id_options"))
         except ProvisioningError as exc:
-            fail(exc, "caller_id" if "caller_id" in str(exc) else "username")
+            fail(exc, _caller_id_field(str(exc)) or "username")
         return user_view(doc, [])
 
 
@@ -116,8 +124,9 @@ class UserOne(MethodView):
     @blp.arguments(s.UserPatch)
     @blp.response(200, s.User)
     def patch(self, body: dict[str, Any], account_id: str, username: str) -> dict[str, Any]:
-        """Change a user: name, voicemail box, do-not-disturb, call forwarding
-        (``{"to": "+14155550100", "when": ["busy", "no_answer"]}``; ``{"to": null}``: off)."""
+        """Change a user: name, voicemail box, caller id (as devices: an empty value removes
+        a field), do-not-disturb, call forwarding (``{"to": "+14155550100", "when":
+        ["busy", "no_answer"]}``; ``{"to": null}``: off)."""
         realm = realm_of(account_id)
         doc = _user(realm, username)
         try:
@@ -133,8 +142,9 @@ class UserOne(MethodView):
                                            when=forward["when"],
                                            keep_caller_id=forward["keep_caller_id"])
         except ProvisioningError as exc:
-            fail(exc, "call_forward" if "forward" in str(exc) or "URI" in str(exc)
-                 else "caller_id" if "caller_id" in str(exc) else "_schema")
+            text = str(exc)
+            fail(exc, "call_forward" if "forward" in text or "URI" in text
+                 else _caller_id_field(text) or "_schema")
         return user_view(doc, user_ops.user_devices(realm, doc["_id"]))
 
     @blp.response(204)
@@ -246,6 +256,28 @@ class Callflows(MethodView):
         """Create a callflow, checked as a whole: every problem answers 422 with its path
         inside the flow (``flow.children.1.data.timeout``)."""
         return callflow_view(_save_callflow(realm_of(account_id), body, None, False))
+
+
+@blp.route("/callflow-modules")
+class CallflowModules(MethodView):
+    @blp.response(200, s.ModuleList)
+    def get(self) -> dict[str, Any]:
+        """The modules a callflow may name, with their data fields and outcomes (as
+        ``whistle callflow modules``; any key: it is no account's data)."""
+        return {"data": [{"name": name, "data": list(spec.data.fields),
+                          "required": list(spec.data.required),
+                          "outcomes": spec.outcome_words({}), "ends": spec.ends}
+                         for name, spec in sorted(cf_ops.modules().items())]}
+
+
+@blp.route("/callflows/migrate")
+class CallflowMigrate(MethodView):
+    @blp.response(200, s.MigrateReport)
+    def post(self) -> dict[str, int]:
+        """Rewrite number documents of before callflows as one-node callflows, in every
+        account (``whistle callflow migrate``; the operator's key only; idempotent)."""
+        auth.require_system()
+        return cf_ops.migrate(None)
 
 
 @blp.route(f"{ACCOUNT}/callflows/<callflowid:callflow_id>")

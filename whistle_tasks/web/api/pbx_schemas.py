@@ -74,6 +74,8 @@ class User(Schema):
     caller_id = fields.Dict()
     caller_id_options = fields.Dict()
     devices = fields.List(fields.Str(), metadata={"description": "usernames of its devices"})
+    caller_id = fields.Dict()
+    caller_id_options = fields.Dict()
 
 
 class UserList(Schema):
@@ -157,6 +159,24 @@ class Callflow(Schema):
 
 class CallflowList(Schema):
     data = fields.List(fields.Nested(Callflow))
+
+
+class Module(Schema):
+    name = fields.Str()
+    data = fields.List(fields.Str(), metadata={"description": "its data fields"})
+    required = fields.List(fields.Str())
+    outcomes = fields.Str(metadata={"description": "the child keys it may take"})
+    ends = fields.Bool(metadata={"description": "ends the call: no children"})
+
+
+class ModuleList(Schema):
+    data = fields.List(fields.Nested(Module))
+
+
+class MigrateReport(Schema):
+    accounts = fields.Int()
+    migrated = fields.Int()
+    failed = fields.Int()
 
 
 class CallflowBody(Strict):
