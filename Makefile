@@ -24,7 +24,7 @@ help:
 	@echo "make services       only bring RabbitMQ (5672), Redis (6379), pouchdb-server (5984) up"
 	@echo "make status         which services answer"
 	@echo "make stop-services  stop the pouchdb-server this checkout started (system services stay)"
-	@echo "make bench          run every bench/*.py, one after the other"
+	@echo "make bench          run every benchmark in bench/ (listed first), one after the other"
 	@echo "make clean          remove caches and $(OUT)/;  make distclean: also .venv, node_modules, data"
 
 run: $(PY_STAMP) services
@@ -58,11 +58,12 @@ stop-services:
 	@$(SERVICES) down
 
 # the benchmark scripts (bench/ also holds their shared modules)
-BENCHES ?= esl_parse registrar auth_storm event_firehose route_storm register_storm cdr_firehose api_load \
-	callflow_routes callflow_calls
+BENCHES ?= esl_parse cache_cost registrar registrar_start auth_storm event_firehose route_storm \
+	register_storm cdr_firehose api_load callflow_routes callflow_calls soak
 
 bench: $(PY_STAMP) services
 	@$(SERVICES) tools
+	@echo "==> the benchmarks, one command each (BENCHES=\"...\" picks some): $(BENCHES)"
 	@rc=0; \
 	for f in $(addprefix bench/,$(addsuffix .py,$(BENCHES))); do \
 	  echo "==> $(VENV)/bin/python $$f"; $(VENV)/bin/python "$$f" || { echo "FAILED: $$f"; rc=1; }; \

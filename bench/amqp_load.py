@@ -6,6 +6,11 @@ answers come back on the generator's own ``Server-ID`` queue (``targeted``). Two
 * closed loop: ``inflight`` requests outstanding at all times → throughput;
 * open loop: requests sent on a fixed schedule whatever the answers do → latency measured
   from the *scheduled* send time, so queueing and stalls are not hidden.
+
+Every request is accounted for (:class:`bench.common.Result`): each answer is checked by
+``check(request, answer)`` against the exact answer expected for that request (right or
+wrong); a request still unanswered ``budget`` seconds after it was due is a timeout (its
+latency sample is the budget, so p99 sees it).
 """
 
 from __future__ import annotations
@@ -15,24 +20,20 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import amqp as pyamqp
 
-from bench.common import Result
+from bench.common import Result, amqp_connect
 from whistle_tasks.core.amqp import encode_request
 
 MakeRequest = Callable[[int], tuple[str, dict[str, Any], str]]  # i -> (task, msg, key)
+Check = Callable[[dict[str, Any], dict[str, Any]], bool]  # (request, answer) -> right?
 
 
 class AmqpLoad:
-    def __init__(self, url: str, make_request: MakeRequest, exchange: str = "callmgr") -> None:
-        parts = urlsplit(url)
-        vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
-        self.conn = pyamqp.Connection(f"{parts.hostname}:{parts.port or 5672}",
-                                      userid=parts.username or "guest",
-                                      password=parts.password or "guest", virtual_host=vhost)
-        self.conn.connect()
+    def __init__(self, url: str, make_request: MakeRequest, exchange: str = "callmgr",
+                 check: Check | None = None, budget: float = 5.0) -> None:
+        self.conn = amqp_connect(url)
         self.channel = self.conn.channel()
         self.server_id = f"bench-{uuid.uuid4().hex}"
         self.channel.queue_declare(self.server_id, exclusive=True, auto_delete=True)
@@ -40,19 +41,25 @@ class AmqpLoad:
         self.channel.basic_consume(self.server_id, callback=self._on_reply, no_ack=True)
         self.exchange = exchange
         self.make_request = make_request
-        self.sent_at: dict[str, float] = {}
+        #: Msg-ID -> (scheduled send time, the request)
+        self.pending: dict[str, tuple[float, dict[str, Any]]] = {}
         self.result: Result | None = None
         self.counter = 0
-        self.check: Callable[[dict[str, Any]], bool] = lambda answer: True
+        self.budget = budget
+        self.check: Check = check or (lambda request, answer: True)
+        self.late = 0  # answers that came after their request was counted a timeout
 
     def _on_reply(self, message: pyamqp.Message) -> None:
         answer = json.loads(message.body)
-        started = self.sent_at.pop(answer.get("Msg-ID", ""), None)
-        if started is None or self.result is None:
+        entry = self.pending.pop(answer.get("Msg-ID", ""), None)
+        if entry is None or self.result is None:
+            self.late += 1
             return
-        self.result.answered += 1
-        if not self.check(answer):
-            self.result.errors += 1
+        started, request = entry
+        if self.check(request, answer):
+            self.result.right += 1
+        else:
+            self.result.wrong += 1
         self.result.latencies_ms.append((time.perf_counter() - started) * 1000)
 
     def _send(self, scheduled: float) -> None:
@@ -61,13 +68,18 @@ class AmqpLoad:
         msg_id = f"{self.server_id}-{self.counter}"
         msg = {**msg, "Msg-ID": msg_id, "Server-ID": self.server_id}
         body, headers, props = encode_request(task, msg)
-        self.sent_at[msg_id] = scheduled
-        self.channel.basic_publish(
-            pyamqp.Message(body, content_type="application/json", content_encoding="utf-8",
-                           application_headers=headers, **props),
-            exchange=self.exchange, routing_key=key)
-        if self.result is not None:
-            self.result.sent += 1
+        self.pending[msg_id] = (scheduled, msg)
+        assert self.result is not None
+        self.result.sent += 1
+        try:
+            self.channel.basic_publish(
+                pyamqp.Message(body, content_type="application/json", content_encoding="utf-8",
+                               application_headers=headers, **props),
+                exchange=self.exchange, routing_key=key)
+        except OSError:
+            self.pending.pop(msg_id, None)
+            self.result.errors += 1
+            self.result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
 
     def _drain(self, timeout: float) -> None:
         try:
@@ -75,13 +87,25 @@ class AmqpLoad:
         except TimeoutError:
             pass
 
-    def _finish(self, grace: float) -> None:
-        deadline = time.perf_counter() + grace
-        while self.sent_at and time.perf_counter() < deadline:
+    def _expire(self, now: float) -> None:
+        """Requests older than the budget: timeouts (dicts keep the send order)."""
+        assert self.result is not None
+        while self.pending:
+            msg_id, (started, _) = next(iter(self.pending.items()))
+            if now - started < self.budget:
+                return
+            del self.pending[msg_id]
+            self.result.timeouts += 1
+            self.result.latencies_ms.append(self.budget * 1000)
+
+    def _finish(self) -> None:
+        """Wait for the answers still due (up to the budget); the rest are timeouts."""
+        while self.pending:
             self._drain(0.05)
-        self.sent_at.clear()
+            self._expire(time.perf_counter())
 
     def closed(self, name: str, inflight: int, seconds: float) -> Result:
+        """Throughput: ``inflight`` outstanding; the clock runs until the last answer."""
         self.result = result = Result(name)
         start = time.perf_counter()
         end = start + seconds
@@ -89,12 +113,11 @@ class AmqpLoad:
             self._send(time.perf_counter())
         while time.perf_counter() < end:
             self._drain(0.01)
-            while len(self.sent_at) < inflight:
+            self._expire(time.perf_counter())
+            while len(self.pending) < inflight:
                 self._send(time.perf_counter())
+        self._finish()
         result.seconds = time.perf_counter() - start
-        done = result.answered
-        self._finish(5)
-        result.answered = done
         self.result = None
         return result
 
@@ -109,11 +132,10 @@ class AmqpLoad:
             while next_at <= now and next_at < end:
                 self._send(next_at)
                 next_at += interval
+            self._expire(now)
             self._drain(min(interval, next_at - time.perf_counter()))
-        self._finish(5)
+        self._finish()
         result.seconds = seconds
-        lost = result.sent - result.answered
-        result.errors += lost
         self.result = None
         return result
 

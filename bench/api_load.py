@@ -15,6 +15,19 @@ workers). One client, one request at a time on a kept-alive connection:
   request of the same page (``cdrs/by_time`` with ``include_docs``, same keys and limit).
 
 Each line gives p50 and p99 of the request latency, the API's beside its floor.
+
+``--pbx`` measures the PBX endpoints instead (no devices or CDRs set up; seconds): an
+account with ``--users`` users (each owning one device), then ``--passes`` × ``--users``
+requests of each kind:
+
+* **users, list**: ``GET /v1/accounts/{id}/users`` (all of them, with their devices); floor:
+  the two bare CouchDB view requests ``whistle user list`` makes (``users/by_username``
+  with ``include_docs`` and ``users/devices_by_owner``), timed together;
+* **user, one**: ``GET .../users/{username}``; floor: the bare ``users/by_username`` request
+  of that key with ``include_docs``;
+* **user, do-not-disturb**: ``PATCH .../users/{username}`` ``{"do_not_disturb": ...}``
+  (through ``ops.users.set_dnd``: CouchDB read and write, the shared cache entry deleted,
+  the change broadcast); floor: the bare CouchDB GET and PUT of the same document.
 """
 
 from __future__ import annotations
@@ -50,6 +63,87 @@ def timed(session: requests.Session, url: str, result: Result, **kw: object) -> 
     else:
         result.errors += 1
     return resp.json()
+
+
+def timed_req(session: requests.Session, method: str, url: str, result: Result,
+              **kw: object) -> requests.Response:
+    t0 = time.perf_counter()
+    resp = session.request(method, url, timeout=600, **kw)
+    result.latencies_ms.append((time.perf_counter() - t0) * 1000)
+    result.sent += 1
+    if resp.ok:
+        result.answered += 1
+    else:
+        result.errors += 1
+    return resp
+
+
+def start_api(key: str) -> tuple[Proc, str, requests.Session]:
+    api = Proc("api", api_argv(settings, str(VENV_BIN / "python"), f"127.0.0.1:{PORT}", 2))
+    base = f"http://127.0.0.1:{PORT}"
+    for _ in range(100):
+        try:
+            if requests.get(f"{base}/v1/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    return api, base, session
+
+
+def pbx(n_users: int, passes: int) -> None:
+    """The PBX endpoints (see the module's docstring)."""
+    from whistle_tasks.ops import users as user_ops
+
+    realm = "bench-pbx.example.com"
+    account = provisioning.create_account("Bench PBX", realm)
+    t0 = time.monotonic()
+    provisioning.create_devices(realm, [{"username": f"{100000 + i}", "password": "pw"}
+                                        for i in range(n_users)], chunk=1000)
+    for i in range(n_users):
+        user_ops.create_user(realm, f"u{i:05d}")
+        user_ops.add_device(realm, f"u{i:05d}", f"{100000 + i}")
+    print(f"set-up: {n_users} users with a device each in {time.monotonic() - t0:.0f} s")
+    key, _ = api_keys.create(realm)
+    api, base, session = start_api(key)
+    couch = get_couch()
+    db = couch.db_url(account["pvt_account_db"])
+    by_name = f"{db}/_design/users/_view/by_username"
+    by_owner = f"{db}/_design/users/_view/devices_by_owner"
+    bare = requests.Session()
+    url = f"{base}/v1/accounts/{account['_id']}/users"
+    results = {k: (Result(f"{k} api"), Result(f"{k} floor")) for k in ("list", "one", "dnd")}
+    try:
+        for n in range(passes * n_users):
+            name = f"u{n % n_users:05d}"
+            if n % 10 == 0:   # the list is n_users long: a tenth as many of those
+                listed = timed_req(session, "GET", url, results["list"][0])
+                assert len(listed.json()["data"]) == n_users, listed.text[:200]
+                t0 = time.perf_counter()
+                bare.get(by_name, params={"include_docs": "true"}, timeout=600).raise_for_status()
+                bare.get(by_owner, timeout=600).raise_for_status()
+                results["list"][1].latencies_ms.append((time.perf_counter() - t0) * 1000)
+                results["list"][1].sent += 1
+            timed_req(session, "GET", f"{url}/{name}", results["one"][0])
+            row = timed_req(bare, "GET", by_name, results["one"][1], params={
+                "key": json.dumps(name), "include_docs": "true"}).json()["rows"][0]
+            timed_req(session, "PATCH", f"{url}/{name}", results["dnd"][0],
+                      json={"do_not_disturb": n // n_users % 2 == 0})
+            t0 = time.perf_counter()
+            doc = bare.get(f"{db}/{row['id']}", timeout=600).json()
+            bare.put(f"{db}/{row['id']}", json={**doc, "bench": n}, timeout=600
+                     ).raise_for_status()
+            results["dnd"][1].latencies_ms.append((time.perf_counter() - t0) * 1000)
+            results["dnd"][1].sent += 1
+        for label, key_ in ((f"users, list of {n_users}", "list"), ("user, one", "one"),
+                            ("user, do-not-disturb (PATCH)", "dnd")):
+            api_r, floor_r = results[key_]
+            print(f"{label}: API p50 {api_r.p50:.1f} ms p99 {api_r.p99:.1f} ms "
+                  f"({api_r.answered}/{api_r.sent} ok) | bare CouchDB p50 {floor_r.p50:.1f} ms "
+                  f"p99 {floor_r.p99:.1f} ms | ratio p50 {api_r.p50 / floor_r.p50:.2f}x")
+    finally:
+        api.stop()
 
 
 def setup(n_devices: int, n_cdrs: int) -> tuple[dict, str, float, float]:
@@ -98,8 +192,13 @@ def main() -> None:
     parser.add_argument("--cdrs", type=int, default=200_000)
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--pages", type=int, default=100, help="CDR pages per pass")
+    parser.add_argument("--pbx", action="store_true", help="the PBX endpoints instead")
+    parser.add_argument("--users", type=int, default=200, help="users of --pbx")
     args = parser.parse_args()
     reset_bench_resources()
+    if args.pbx:
+        pbx(args.users, args.passes)
+        return
     account, db, start, end = setup(args.devices, args.cdrs)
     key, _ = api_keys.create(account["realm"])
     api = Proc("api", api_argv(settings, str(VENV_BIN / "python"), f"127.0.0.1:{PORT}", 2))

@@ -8,13 +8,16 @@ the fast path), a third one-node forwards to a SIP URI (fast path), and 100 of t
 by patterns rather than numbers (``^\\+1555<nn>(\\d{4})$``: a number of those misses the
 exact look-up, then tries the patterns, longest first). Each request is a ``route_req`` to a
 random number (one in ten a pattern's), sent over RabbitMQ as the bridge sends it, answered
-by the router whapp (Celery, its default pool); every answer is checked (park for a menu,
-bridge for the others).
+by the router whapp (Celery, its default pool); every answer is checked against the exact
+answer expected for its request: a menu's number parks with its own callflow's id, a
+device's bridges to that device's registered contact, a forward's bridges to its own SIP
+URI; every request is accounted for (right, wrong, error, timeout).
 
 Beside it, in the same run, the floor: the same messages answered by a trivial echo
 consumer (``bench/echo_consumer.py``, bare RabbitMQ request/reply). Closed loop with 64 in
-flight (throughput), open loop at 500/s (p50/p99 from the scheduled send time); medians of
-``--repeats``. Target (issue #11): ≥ 1,000 lookups/s with 64 in flight.
+flight (throughput), open loop at 500/s (p50/p99 from the scheduled send time), in
+alternating rounds (router, floor, router, floor...): rates are medians, the ratio the
+median of the per-round ratios. Target (issue #11): ≥ 1,000 lookups/s with 64 in flight.
 
 Set-up shortcut (documented, not measured): the callflows are written with ``_bulk_docs``
 (every one checked by the same validator ``whistle callflow set`` uses) and the
@@ -25,6 +28,7 @@ one REGISTER each.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -40,8 +44,10 @@ REALM = "callflows.example.com"
 PATTERNS = 100
 
 
-def provision(count: int) -> tuple[list[tuple[str, str]], int]:
-    """The callflows; returns ``[(number, expected Method)]`` and the seconds it took."""
+def provision(count: int) -> tuple[list[tuple[str, str, str]], int]:
+    """The callflows; returns ``[(number, expected Method, a string the answer must hold:
+    the callflow's id, the device's contact or the forward's URI)]`` and the seconds it
+    took."""
     from schemas import callflow as cf
     from whistle_tasks.core.couch import get_couch
     from whistle_tasks.data import registrations
@@ -65,7 +71,8 @@ def provision(count: int) -> tuple[list[tuple[str, str]], int]:
     registrations.prime()
     modules = cf_ops.modules()
     docs: list[dict] = []
-    expected: list[tuple[str, str]] = []
+    expected: list[tuple[str, str, str]] = []
+    contacts = {u: f"{u}@192.0.2.{i % 250 + 1}:5060" for i, u in enumerate(devices)}
     for i in range(count):
         number = f"+1415{i:07d}"
         kind = i % 3
@@ -93,9 +100,13 @@ def provision(count: int) -> tuple[list[tuple[str, str]], int]:
                                                  "data": {"uri": f"sip:{i}@pbx.example.net"}}}
             method = "bridge"
         cf.validate(doc, modules)
-        docs.append({**doc, "_id": uuid.uuid4().hex, "pvt_type": "callflow",
+        doc_id = uuid.uuid4().hex
+        docs.append({**doc, "_id": doc_id, "pvt_type": "callflow",
                      "pvt_account_id": account["_id"]})
-        expected.append((number, method))
+        needle = doc_id if method == "park" else (
+            contacts[device] if doc["flow"]["module"] == "device"
+            else doc["flow"]["data"]["uri"])
+        expected.append((number, method, needle))
     db = account["pvt_account_db"]
     for start in range(0, len(docs), 1000):
         couch.bulk_docs(db, docs[start:start + 1000])
@@ -122,11 +133,9 @@ def main() -> None:
     patterned = [e for e in expected if e[0].startswith("+1555")]
     exact = [e for e in expected if not e[0].startswith("+1555")]
     rng = random.Random(11)
-    methods: dict[str, str] = {}
 
     def route(i: int) -> tuple[str, dict, str]:
-        number, method = rng.choice(patterned if i % 10 == 0 else exact)
-        methods[str(i)] = method
+        number, _, _ = rng.choice(patterned if i % 10 == 0 else exact)
         msg = {"Event-Category": "dialplan", "Event-Name": "route_req", "App-Name": "bench",
                "App-Version": "1", "Call-ID": f"bench-{i}", "Request": f"{number}@{REALM}",
                "From": f"1000@{REALM}", "To": f"{number}@{REALM}",
@@ -137,6 +146,20 @@ def main() -> None:
         task, msg, _ = route(i)
         return task, msg, "bench.echo.x"
 
+    by_number = {number: (method, needle) for number, method, needle in expected}
+    wrong: list[dict] = []
+
+    def right(request: dict, answer: dict) -> bool:
+        method, needle = by_number[request["To"].partition("@")[0]]
+        ok = (answer.get("Event-Name") == "route_resp" and answer.get("Msg-ID") == request["Msg-ID"]
+              and answer.get("Method") == method and needle in json.dumps(answer))
+        if not ok and len(wrong) < 3:
+            wrong.append({"request": request["To"], "expected": [method, needle],
+                          "answer": answer})
+        return ok
+
+    from bench.registrar import echo_right
+
     procs = []
     try:
         procs.append(common.Proc("echo", [sys.executable, str(common.ROOT / "bench" /
@@ -145,66 +168,39 @@ def main() -> None:
         pool, n = settings.pool_of("router")
         procs.append(common.worker("router", "bench-router", pool=pool, concurrency=n))
         time.sleep(2)  # the router primes its caches as it starts
-        floor = AmqpLoad(settings.amqp_url, echo)
-        whapp = AmqpLoad(settings.amqp_url, route)
-        whapp.counter = 0
-
-        def right(answer: dict) -> bool:
-            number_method = methods.pop(answer.get("Msg-ID", "").rsplit("-", 1)[-1], None)
-            return answer.get("Event-Name") == "route_resp" and \
-                answer.get("Method") == number_method
-
-        def park_or_bridge(answer: dict) -> bool:
-            ok = answer.get("Event-Name") == "route_resp" and \
-                answer.get("Method") in ("park", "bridge")
-            if not ok and not wrong:
-                wrong.append(answer)
-            return ok
-
-        wrong: list[dict] = []
-        whapp.check = park_or_bridge
+        floor = AmqpLoad(settings.amqp_url, echo, check=echo_right)
+        whapp = AmqpLoad(settings.amqp_url, route, check=right)
         # warm-up: a running router has seen its numbers
         whapp.closed("warm-up", args.inflight, max(3.0, args.callflows / 1500))
         floor.closed("warm-up", args.inflight, 1)
-        results = {
-            "floor closed": common.run_repeated(
-                lambda: floor.closed("floor", args.inflight, args.seconds), args.repeats),
-            "router closed": common.run_repeated(
-                lambda: whapp.closed("router", args.inflight, args.seconds), args.repeats),
-            "floor open": common.run_repeated(
-                lambda: floor.open("floor", args.rate, args.seconds), args.repeats),
-            "router open": common.run_repeated(
-                lambda: whapp.open("router", args.rate, args.seconds), args.repeats),
-        }
-        # exactness: every answer the Method its callflow calls for
-        methods.clear()
-        whapp.check = right
-        exactness = whapp.closed("check", args.inflight, 3)
+        print(" closed loop, router vs floor, alternating:", flush=True)
+        closed = common.paired(lambda: whapp.closed("router", args.inflight, args.seconds),
+                               lambda: floor.closed("floor", args.inflight, args.seconds),
+                               args.repeats)
+        print(f" open loop {args.rate:.0f}/s, router vs floor, alternating:", flush=True)
+        opened = common.paired(lambda: whapp.open("router", args.rate, args.seconds),
+                               lambda: floor.open("floor", args.rate, args.seconds),
+                               args.repeats)
         floor.close()
         whapp.close()
     finally:
         for proc in procs:
             proc.stop()
 
-    r = results
     print(f"\ncallflow lookups: {len(expected)} callflows in one account, router "
-          f"pool={pool} c={n}, median of {args.repeats} x {args.seconds:.0f}s")
+          f"pool={pool} c={n}, {args.repeats} alternating pairs x {args.seconds:.0f}s")
     print(f" closed loop, {args.inflight} in flight:")
-    print(common.fmt_row("bare RabbitMQ floor (echo)", r["floor closed"]))
-    print(common.fmt_row("router.route_req (callflows)", r["router closed"]))
-    ratio = r["router closed"].rate / r["floor closed"].rate
-    print(f"  router / floor = {ratio:.0%}")
+    common.print_paired("router.route_req (callflows)", "bare RabbitMQ floor (echo)", closed)
     print(f" open loop, {args.rate:.0f}/s offered:")
-    print(common.fmt_row("bare RabbitMQ floor (echo)", r["floor open"]))
-    print(common.fmt_row("router.route_req (callflows)", r["router open"]))
-    if wrong:
-        print(f" first wrong answer: {wrong[0]}")
-    print(f" check run: {exactness.answered} answers, {exactness.errors} not the Method "
-          "their callflow calls for")
-    for label, ok in (("lookups >= 1,000/s with 64 in flight", r["router closed"].rate >= 1000),
-                      ("every answer park or bridge", r["router closed"].errors == 0
-                       and r["router open"].errors == 0),
-                      ("every answer the right Method", exactness.errors == 0)):
+    common.print_paired("router.route_req (callflows)", "bare RabbitMQ floor (echo)", opened,
+                        latency=True)
+    for w in wrong:
+        print(f" wrong answer: {w}")
+    s_closed, s_open = closed.subject_all, opened.subject_all
+    for label, ok in (("lookups >= 1,000/s with 64 in flight", closed.subject_rate >= 1000),
+                      ("every request answered right (method and target)",
+                       s_closed.bad == 0 and s_open.bad == 0 and s_closed.accounted
+                       and s_open.accounted)):
         print(f"  [{'met' if ok else 'MISSED'}] {label}")
 
 

@@ -9,6 +9,7 @@ with their ratio.
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -38,20 +39,47 @@ VENV_BIN = Path(sys.executable).parent
 
 @dataclass
 class Result:
-    """What one load run measured."""
+    """What one load run measured, every request accounted for.
+
+    Each request sent ends as exactly one of: ``right`` (answered with the exact expected
+    answer), ``wrong`` (answered, but not that answer), ``errors`` (the request failed:
+    connection refused or reset, an HTTP error before any answer...) or ``timeouts`` (no
+    answer within the budget, or still unanswered when the run ended). The four add up to
+    ``sent`` (:meth:`accounted`); every one of them has a latency sample (a failure's or a
+    timeout's is the time it took to fail), so p99 does not leave the bad ones out.
+    """
 
     name: str
     sent: int = 0
-    answered: int = 0
+    right: int = 0
+    wrong: int = 0
     errors: int = 0
+    timeouts: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     #: percentiles measured elsewhere (wrk reports them, not the samples)
     reported: dict[float, float] = field(default_factory=dict)
+    #: requests a closed-loop tool had in flight when its run ended (wrk stops without
+    #: waiting for them): neither sent nor counted, shown beside the accounting
+    cut_off: int = 0
+
+    @property
+    def answered(self) -> int:
+        return self.right + self.wrong
+
+    @property
+    def bad(self) -> int:
+        """Everything that was not the right answer."""
+        return self.wrong + self.errors + self.timeouts
+
+    @property
+    def accounted(self) -> bool:
+        return self.sent == self.right + self.wrong + self.errors + self.timeouts
 
     @property
     def rate(self) -> float:
-        return self.answered / self.seconds if self.seconds else 0.0
+        """Right answers per second (a wrong answer is not throughput)."""
+        return self.right / self.seconds if self.seconds else 0.0
 
     def pct(self, p: float) -> float:
         if p in self.reported:
@@ -69,6 +97,13 @@ class Result:
     def p99(self) -> float:
         return self.pct(99)
 
+    def accounting(self) -> str:
+        """``sent = right + wrong + error + timeout``, and whether it adds up."""
+        tail = f", {self.cut_off} cut off at the end" if self.cut_off else ""
+        ok = "" if self.accounted else "  ** DOES NOT ADD UP **"
+        return (f"{self.sent} sent = {self.right} right + {self.wrong} wrong + "
+                f"{self.errors} error + {self.timeouts} timeout{tail}{ok}")
+
 
 def median_result(results: Sequence[Result]) -> Result:
     """The run whose throughput is the median (keeps its latencies)."""
@@ -76,11 +111,109 @@ def median_result(results: Sequence[Result]) -> Result:
     return ordered[len(ordered) // 2]
 
 
+def merged(name: str, results: Sequence[Result]) -> Result:
+    """Every request of several runs in one result (accounting, latencies; the rate over
+    their summed time)."""
+    out = Result(name)
+    for r in results:
+        out.sent += r.sent
+        out.right += r.right
+        out.wrong += r.wrong
+        out.errors += r.errors
+        out.timeouts += r.timeouts
+        out.cut_off += r.cut_off
+        out.seconds += r.seconds
+        out.latencies_ms.extend(r.latencies_ms)
+    if all(r.reported for r in results) and results:
+        out.reported = {p: statistics.median(r.reported[p] for r in results)
+                        for p in results[0].reported}
+    return out
+
+
+@dataclass
+class Paired:
+    """Subject and floor measured in alternating rounds (subject, floor, subject, floor...),
+    so a change of the machine's load hits both alike. The ratio is the median of the
+    per-round ratios; the rates shown are the medians of each side's rounds."""
+
+    subject: list[Result]
+    floor: list[Result]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [s.rate / f.rate if f.rate else float("nan")
+                for s, f in zip(self.subject, self.floor, strict=True)]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def subject_rate(self) -> float:
+        return statistics.median(r.rate for r in self.subject)
+
+    @property
+    def floor_rate(self) -> float:
+        return statistics.median(r.rate for r in self.floor)
+
+    @property
+    def subject_all(self) -> Result:
+        return merged(self.subject[0].name, self.subject)
+
+    @property
+    def floor_all(self) -> Result:
+        return merged(self.floor[0].name, self.floor)
+
+    def p99_ratio(self) -> float:
+        return statistics.median(s.p99 / f.p99 if f.p99 else float("nan")
+                                 for s, f in zip(self.subject, self.floor, strict=True))
+
+
+def paired(subject: Callable[[], Result], floor: Callable[[], Result], rounds: int) -> Paired:
+    """``rounds`` pairs, alternating: subject, floor, subject, floor..."""
+    out = Paired([], [])
+    for i in range(rounds):
+        out.subject.append(subject())
+        out.floor.append(floor())
+        print(f"    round {i + 1}: {out.subject[-1].rate:9.0f}/s vs floor "
+              f"{out.floor[-1].rate:9.0f}/s  ({out.ratios[-1]:.0%})", flush=True)
+    return out
+
+
+def print_paired(label: str, floor_label: str, pair: Paired, *, latency: bool = False) -> None:
+    """The medians, the ratio and every request's accounting of both sides."""
+    s, f = pair.subject_all, pair.floor_all
+    print(f"  {floor_label:<36} {pair.floor_rate:9.0f}/s (median of {len(pair.floor)})"
+          + (f"  p50 {f.p50:7.2f} ms  p99 {f.p99:7.2f} ms" if latency else ""))
+    print(f"  {label:<36} {pair.subject_rate:9.0f}/s (median of {len(pair.subject)})"
+          + (f"  p50 {s.p50:7.2f} ms  p99 {s.p99:7.2f} ms" if latency else ""))
+    print(f"  ratio (median of the per-round ratios) = {pair.ratio:.0%}  "
+          f"[{', '.join(f'{r:.0%}' for r in pair.ratios)}]")
+    print(f"    {floor_label}: {f.accounting()}")
+    print(f"    {label}: {s.accounting()}")
+
+
 def ensure_vhost() -> None:
     if "WHISTLE_BENCH_AMQP_URL" in os.environ:
         return
     subprocess.run([str(ROOT / "scripts" / "services.sh"), "vhost", "whistle_bench"], check=True,
                    stdout=subprocess.DEVNULL)
+
+
+def amqp_connect(url: str | None = None):  # noqa: ANN201 - an amqp.Connection
+    """A raw py-amqp connection to the benchmarks' broker and vhost (from the URL, never a
+    hard-coded vhost)."""
+    from urllib.parse import unquote, urlsplit
+
+    import amqp as pyamqp
+
+    parts = urlsplit(url or BENCH_ENV["WHISTLE_AMQP_URL"])
+    vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
+    conn = pyamqp.Connection(f"{parts.hostname}:{parts.port or 5672}",
+                             userid=unquote(parts.username or "guest"),
+                             password=unquote(parts.password or "guest"), virtual_host=vhost)
+    conn.connect()
+    return conn
 
 
 def reset_bench_resources() -> None:
@@ -135,13 +268,13 @@ class Proc:
 
 
 def worker(queue: str, name: str, pool: str = "gevent", concurrency: int = 200,
-           events: bool = True) -> Proc:
+           events: bool = True, env: dict[str, str] | None = None) -> Proc:
     argv = [str(VENV_BIN / "celery"), "-A", "whistle_tasks", "worker", "-Q", queue, "-P", pool,
             "-c", str(concurrency), "-n", f"{name}@%h", "-l", "WARNING",
             "--without-mingle", "--without-gossip"]
     if not events:
         argv.append("--without-heartbeat")
-    env = {} if events else {"WHISTLE_TASK_EVENTS": "false"}
+    env = {**({} if events else {"WHISTLE_TASK_EVENTS": "false"}), **(env or {})}
     proc = Proc(name, argv, env=env)
     # -l WARNING hides "ready."; wait for the worker's consumer on its queue instead
     wait_consumers(queue, 1)
@@ -166,8 +299,8 @@ def wait_consumers(queue: str, n: int, timeout: float = 60) -> None:
 
 
 def fmt_row(label: str, r: Result) -> str:
-    return (f"  {label:<34} {r.rate:9.0f}/s   p50 {r.p50:7.2f} ms   p99 {r.p99:7.2f} ms"
-            f"   ({r.answered}/{r.sent} answered, {r.errors} errors)")
+    return (f"  {label:<34} {r.rate:9.0f}/s   p50 {r.p50:7.2f} ms   p99 {r.p99:7.2f} ms\n"
+            f"  {'':<34} {r.accounting()}")
 
 
 def run_repeated(fn: Callable[[], Result], repeats: int) -> Result:

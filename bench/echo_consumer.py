@@ -1,16 +1,20 @@
-"""The bare RabbitMQ request/reply floor: a trivial kombu consumer that answers every
-request (a Celery-format task message) with a tiny API message to its ``Server-ID``.
+"""The bare RabbitMQ request/reply floor: a trivial consumer that answers every request (a
+Celery-format task message) with a tiny API message to its ``Server-ID``.
 
 It does what a whapp must do at the least (decode, reply) and nothing else, so a whapp's
-throughput beside this one's tells what Celery and the whapp's own work cost.
+throughput beside this one's tells what Celery and the whapp's own work cost. It answers
+through the same lean publisher as the whapps (:class:`whistle_tasks.core.amqp.Publisher`,
+``publish_api``): a floor slowed by a heavier publish path (kombu's ``Producer.publish``,
+which the workers dropped) would flatter the system under test.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
-from kombu import Connection, Consumer, Exchange, Producer, Queue
+from kombu import Connection, Consumer, Exchange, Queue
+
+from whistle_tasks.core.amqp import Publisher
 
 QUEUE = "bench-echo"
 KEY = "bench.echo.*"
@@ -18,10 +22,9 @@ KEY = "bench.echo.*"
 
 def main(url: str) -> None:
     callmgr = Exchange("callmgr", type="topic", durable=True)
-    targeted = Exchange("targeted", type="direct", durable=True)
+    publisher = Publisher(url)
     with Connection(url) as conn:
         channel = conn.channel()
-        producer = Producer(conn.channel())
         queue = Queue(QUEUE, exchange=callmgr, routing_key=KEY, durable=False,
                       auto_delete=True)
 
@@ -29,8 +32,7 @@ def main(url: str) -> None:
             request = body[0][0]  # Celery protocol 2: [args, kwargs, embed]
             answer = {"Msg-ID": request["Msg-ID"], "Event-Category": "bench",
                       "Event-Name": "echo", "App-Name": "echo", "App-Version": "0"}
-            producer.publish(json.dumps(answer), exchange=targeted,
-                             routing_key=request["Server-ID"], content_type="application/json")
+            publisher.publish_api(answer, "targeted", request["Server-ID"])
             message.ack()
 
         channel.basic_qos(0, 64, False)

@@ -20,7 +20,9 @@ from gevent import socket
 
 from bench.common import Result
 
-Check = Callable[[bytes], bool]
+#: a request: its bytes and what identifies its exact expected answer (for ``check``)
+Request = tuple[bytes, object]
+Check = Callable[[object, bytes], bool]  # (the request's key, the answer) -> right?
 
 
 def request_bytes(host: str, port: int, path: str, body: bytes) -> bytes:
@@ -47,26 +49,37 @@ def one(host: str, port: int, payload: bytes, timeout: float = 10.0) -> bytes:
 
 
 class HttpLoad:
-    def __init__(self, host: str, port: int, make: Callable[[int], bytes],
-                 check: Check | None = None) -> None:
+    """``make(i)`` gives the i-th request and its key; ``check(key, answer)`` says whether
+    the answer is exactly the one expected for it. Every request ends right, wrong, error
+    (connection refused, reset...) or timeout (no whole answer within ``timeout``)."""
+
+    def __init__(self, host: str, port: int, make: Callable[[int], Request],
+                 check: Check, timeout: float = 10.0) -> None:
         self.host, self.port = host, port
         self.make = make
-        self.check = check or (lambda answer: answer.startswith(b"HTTP/1.1 200"))
+        self.check = check
+        self.timeout = timeout
         self.counter = 0
 
     def _do(self, result: Result, scheduled: float) -> None:
         self.counter += 1
-        payload = self.make(self.counter)
+        payload, key = self.make(self.counter)
         result.sent += 1
         try:
-            answer = one(self.host, self.port, payload)
+            answer = one(self.host, self.port, payload, self.timeout)
+        except TimeoutError:  # socket.timeout
+            result.timeouts += 1
+            result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
+            return
         except OSError:
             result.errors += 1
+            result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
             return
-        result.answered += 1
         result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
-        if not self.check(answer):
-            result.errors += 1
+        if self.check(key, answer):
+            result.right += 1
+        else:
+            result.wrong += 1
 
     def closed(self, name: str, inflight: int, seconds: float) -> Result:
         result = Result(name)
@@ -84,7 +97,7 @@ class HttpLoad:
     def open(self, name: str, rate: float, seconds: float) -> Result:
         result = Result(name)
         interval = 1.0 / rate
-        pool = gevent.pool.Pool(2000)
+        pool = gevent.pool.Pool(5000)
         start = time.perf_counter()
         n = int(rate * seconds)
         for i in range(n):
@@ -93,6 +106,11 @@ class HttpLoad:
             if delay > 0:
                 gevent.sleep(delay)
             pool.spawn(self._do, result, at)
-        pool.join(timeout=30)
+        # every request has its own socket timeout; this only guards against a hang
+        if not pool.join(timeout=self.timeout + 30):
+            stuck = len(pool)
+            pool.kill()
+            result.timeouts += stuck
+            result.latencies_ms.extend([(self.timeout + 30) * 1000] * stuck)
         result.seconds = seconds
         return result

@@ -1,6 +1,10 @@
 """Soak: authentication, routing and event load at about half the measured capacity for
 ten minutes; the resident memory of the bridge and of the workers must stay flat (within
-10 % after warm-up) and no request may fail.
+10 % after warm-up), every lookup and every route must be answered right (each checked
+against its exact expected answer: the user's own entry and password, the number's own
+registered contact; every request accounted for: right, wrong, error, timeout), and the
+bridge's own counters must show nothing dropped, nothing left unconfirmed, no answer past
+its budget, and every event written into it handled.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--auth-rate 150] [--route-rate 100]
                                    [--event-rate 1000]
@@ -34,8 +38,8 @@ import gevent  # noqa: E402
 
 from bench import common  # noqa: E402
 from bench.auth_storm import FIXTURE as AUTH_FIXTURE  # noqa: E402
-from bench.auth_storm import start_bridge  # noqa: E402
-from bench.event_firehose import stream_frames  # noqa: E402
+from bench.auth_storm import entry_check, expected_entry, start_bridge  # noqa: E402
+from bench.event_firehose import bridge_counter  # noqa: E402
 from bench.http_load import HttpLoad, request_bytes  # noqa: E402
 from bench.route_storm import FIXTURE as ROUTE_FIXTURE  # noqa: E402
 
@@ -49,6 +53,24 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def all_event_frames() -> list:
+    """Every event frame of the captures the bridge subscribes to (call events and the
+    CUSTOM registrations: the registrar's writes are part of the load)."""
+    from bench.event_firehose import CASES
+    from switch_bridge.freeswitch import translate as events
+    from switch_bridge.freeswitch.esl.protocol import parse_event
+    from tests.esl_standin import load_capture_events
+
+    wanted = set(events.subscription())
+    frames = []
+    for case in CASES:
+        for frame in load_capture_events(common.CAPTURES / case / f"esl_{case[0]}_json.txt"):
+            event = parse_event(frame)
+            if event is not None and (event.name in wanted or event.name == "CUSTOM"):
+                frames.append(frame)
+    return frames
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
@@ -58,7 +80,7 @@ def main() -> None:
     parser.add_argument("--event-rate", type=float, default=1000)
     args = parser.parse_args()
 
-    from bench.route_storm import provision
+    from bench.route_storm import contact_of, provision, route_needles
     from tests.esl_standin import EslStandIn
     from tests.xmlcurl import rewrite
     from whistle_tasks.core.config import settings
@@ -78,8 +100,16 @@ def main() -> None:
         "variable_sip_req_host": REALM, "variable_sip_to_host": REALM,
         "variable_ecallmgr_Realm": REALM, "variable_ecallmgr_Username": users[0],
         "Unique-ID": str(uuid.uuid4())}) for u in users]
-    events = b"".join(f.to_bytes() for f in stream_frames("json"))
-    per_copy = len(stream_frames("json"))
+    frames = all_event_frames()
+    events = b"".join(f.to_bytes() for f in frames)
+    per_copy = len(frames)
+    auth_expected = {u: expected_entry(REALM, u, f"pw-{u}") for u in users}
+    route_expected = {u: route_needles(contact_of(i, u)) for i, u in enumerate(users)}
+
+    def route_check(user: object, answer: bytes) -> bool:
+        text = answer.decode("utf-8", "replace")
+        return answer.startswith(b"HTTP/1.1 200") and all(
+            n in text for n in route_expected[str(user)])
 
     standin = EslStandIn(password="ClueCon").start()
     procs = {}
@@ -91,12 +121,17 @@ def main() -> None:
     procs["bridge"] = bridge
     standin.wait_for_connections(1, timeout=10)
     rng = random.Random(5)
-    auth = HttpLoad("127.0.0.1", port, lambda i: request_bytes(
-        "127.0.0.1", port, "/fs/directory", auth_bodies[rng.randrange(len(auth_bodies))]),
-        lambda a: a.startswith(b"HTTP/1.1 200") and b'name="password"' in a)
-    route = HttpLoad("127.0.0.1", port, lambda i: request_bytes(
-        "127.0.0.1", port, "/fs/dialplan", route_bodies[rng.randrange(len(route_bodies))]),
-        lambda a: a.startswith(b"HTTP/1.1 200") and b'application="bridge"' in a)
+
+    def auth_request(i: int) -> tuple[bytes, str]:
+        k = rng.randrange(len(users))
+        return request_bytes("127.0.0.1", port, "/fs/directory", auth_bodies[k]), users[k]
+
+    def route_request(i: int) -> tuple[bytes, str]:
+        k = rng.randrange(len(users))
+        return request_bytes("127.0.0.1", port, "/fs/dialplan", route_bodies[k]), users[k]
+
+    auth = HttpLoad("127.0.0.1", port, auth_request, entry_check(auth_expected))
+    route = HttpLoad("127.0.0.1", port, route_request, route_check)
 
     # warm-up, not counted: every user and number once, as a running platform has them
     # (measured: without it the first seconds time out while the registrar builds its
@@ -125,6 +160,18 @@ def main() -> None:
                             {name: rss_kib(p.proc.pid) for name, p in procs.items()}))
             gevent.sleep(15)
 
+    def counters() -> dict[str, float]:
+        names = {"dropped": "whistle_bridge_dropped_messages",
+                 "buffered": "whistle_bridge_buffered_messages",
+                 "confirmed": "whistle_bridge_confirmed_messages",
+                 "published": 'whistle_bridge_events_total{outcome="published"}',
+                 "ignored": 'whistle_bridge_events_total{outcome="ignored"}',
+                 "invalid": 'whistle_bridge_events_total{outcome="invalid"}',
+                 "timeouts directory": 'whistle_bridge_timeouts_total{section="directory"}',
+                 "timeouts dialplan": 'whistle_bridge_timeouts_total{section="dialplan"}'}
+        return {k: bridge_counter(port, v) for k, v in names.items()}
+
+    before = counters()
     started = time.monotonic()
     try:
         jobs = [gevent.spawn(lambda: results.__setitem__(
@@ -135,6 +182,14 @@ def main() -> None:
         gevent.joinall(jobs)
         samples.append((time.monotonic() - started,
                         {name: rss_kib(p.proc.pid) for name, p in procs.items()}))
+        # the bridge finishes what it was given: every event handled, the outbox empty
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            after = counters()
+            handled = sum(after[k] - before[k] for k in ("published", "ignored", "invalid"))
+            if handled >= sent_events and after["buffered"] == 0:
+                break
+            gevent.sleep(0.5)
     finally:
         for proc in procs.values():
             proc.stop()
@@ -146,7 +201,16 @@ def main() -> None:
     for name in ("auth", "route"):
         r = results[name]
         print(common.fmt_row(name, r))
-    print(f"  events sent into the bridge: {sent_events}")
+    delta = {k: after[k] - before[k] for k in after}
+    handled = delta["published"] + delta["ignored"] + delta["invalid"]
+    print(f"  events: {sent_events} written into the bridge = {handled:.0f} handled "
+          f"({delta['published']:.0f} published, {delta['ignored']:.0f} ignored, "
+          f"{delta['invalid']:.0f} invalid); {delta['confirmed']:.0f} messages confirmed by "
+          f"RabbitMQ, {after['buffered']:.0f} left unconfirmed, {delta['dropped']:.0f} dropped")
+    budget = delta["timeouts directory"] + delta["timeouts dialplan"]
+    print(f"  answers past the bridge's budget: {budget:.0f} "
+          f"({delta['timeouts directory']:.0f} directory, {delta['timeouts dialplan']:.0f} "
+          "dialplan)")
     print("  resident memory (MiB) after warm-up: first → last (min..max)")
     flat = True
     for name in procs:
@@ -155,9 +219,16 @@ def main() -> None:
         flat &= max(values) <= min(values) * 1.10
         print(f"    {name:<10} {values[0] / 1024:7.1f} → {values[-1] / 1024:7.1f} "
               f"({min(values) / 1024:.1f}..{max(values) / 1024:.1f}, {growth:+.1%})")
-    errors = results["auth"].errors + results["route"].errors
+    bad = results["auth"].bad + results["route"].bad
+    accounted = results["auth"].accounted and results["route"].accounted
+    nothing_lost = (delta["dropped"] == 0 and after["buffered"] == 0 and delta["invalid"] == 0
+                    and handled == sent_events)
     print(f"  [{'met' if flat else 'MISSED'}] memory flat within 10 % after warm-up")
-    print(f"  [{'met' if errors == 0 else 'MISSED'}] no error ({errors})")
+    print(f"  [{'met' if bad == 0 and accounted else 'MISSED'}] every lookup and route "
+          f"answered right ({bad} not)")
+    print(f"  [{'met' if budget == 0 else 'MISSED'}] no answer past its budget")
+    print(f"  [{'met' if nothing_lost else 'MISSED'}] every event handled, nothing dropped "
+          "or left unconfirmed")
     print("  timeline (s: bridge/registrar/router MiB): " + ", ".join(
         f"{t:.0f}: {s['bridge'] // 1024}/{s['registrar'] // 1024}/{s['router'] // 1024}"
         for t, s in samples))

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.base import MessageError, ObjectSpec, obj
+from schemas.caller_id import CALLER_ID as CALLER_ID_KIND
+from schemas.caller_id import CALLER_ID_NAME, CALLER_ID_NUMBER, OUTBOUND_PRIVACY
 from schemas.command import SAY_METHODS, SAY_TYPES
 from schemas.kinds import (
     BOOLEAN,
-    OBJECT,
     SCALARS,
     TERMINATORS,
     TEXT,
@@ -270,7 +271,7 @@ def module_spec(name: str, *, required: Iterable[str] = (), optional: Iterable[s
 RING_OUTCOMES = ("no_answer", "busy", "unavailable")
 BRIDGE_OPTIONS = ("timeout", "ringback", "caller_id", "sip_headers", "codecs")
 BRIDGE_TYPES: dict[str, Kind] = {"timeout": RING_SECONDS, "ringback": MEDIA,
-                                 "caller_id": OBJECT, "sip_headers": SCALARS,
+                                 "caller_id": CALLER_ID_KIND, "sip_headers": SCALARS,
                                  "codecs": list_of(TEXT)}
 
 PLAY = module_spec("play", required=("media",), optional=("terminators", "answer"),
@@ -416,8 +417,25 @@ HANGUP = module_spec("hangup", optional=("cause",),
                      types={"cause": Pattern(r"[A-Z_]{1,40}", "a hangup cause (NORMAL_CLEARING)")},
                      ends=True)
 
+def _set_caller_id_check(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    if not any(data.get(k) not in (None, "", {}) for k in SET_CALLER_ID_FIELDS):
+        return {"_schema": [f"set at least one of {', '.join(SET_CALLER_ID_FIELDS)}"]}
+    return {}
+
+
+#: ``set_caller_id``: the caller id of the bridges after it in this call (over every
+#: configured one); a flat ``name``/``number`` is both kinds, ``internal``/``external`` one
+SET_CALLER_ID_FIELDS = ("name", "number", "internal", "external", "outbound_privacy",
+                        "lock_external")
+SET_CALLER_ID = module_spec(
+    "set_caller_id", optional=SET_CALLER_ID_FIELDS,
+    types={"name": CALLER_ID_NAME, "number": CALLER_ID_NUMBER, "internal": CALLER_ID_KIND,
+           "external": CALLER_ID_KIND, "outbound_privacy": OUTBOUND_PRIVACY,
+           "lock_external": BOOLEAN},
+    check=_set_caller_id_check)
+
 for _spec in (PLAY, SAY, RECORD, MENU, DEVICE, USER, RING_GROUP, TEMPORAL_ROUTE, TRANSFER,
-              FORWARD, CONFERENCE, PARK, RETRIEVE, RESPOND, HANGUP):
+              FORWARD, CONFERENCE, PARK, RETRIEVE, RESPOND, HANGUP, SET_CALLER_ID):
     declare(_spec)
 
 #: a call app run as a module (``app:NAME`` numbers): no data, one way on

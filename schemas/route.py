@@ -44,6 +44,9 @@ ROUTE_FIELDS = (
     # channel-variable sources (docs/api.md, "Routing": channel variables)
     "Outgoing-Caller-ID-Name", "Outgoing-Caller-ID-Number", "Endpoint-Timeout",
     "Endpoint-Progress-Timeout", "Endpoint-Delay", "Timeout", "Ignore-Early-Media",
+    # caller id privacy on this leg (docs/api.md, "Caller id"): an anonymous From and a
+    # Privacy header; Caller-ID-Type (above) says which header carries the true identity
+    "Privacy-Hide-Name", "Privacy-Hide-Number",
 )
 ROUTE_VALUES = {"Invite-Format": INVITE_FORMATS, "Media": ROUTE_MEDIA,
                 "Caller-ID-Type": CALLER_ID_TYPES}
@@ -53,7 +56,7 @@ ROUTE_TYPES = {
     "Rate-Minimum": NUMBER, "Surcharge": NUMBER, "SIP-Headers": SCALARS,
     "Custom-Channel-Vars": SCALARS, "Endpoint-Timeout": INTEGER,
     "Endpoint-Progress-Timeout": INTEGER, "Endpoint-Delay": INTEGER, "Timeout": INTEGER,
-    "Ignore-Early-Media": BOOLEAN,
+    "Ignore-Early-Media": BOOLEAN, "Privacy-Hide-Name": BOOLEAN, "Privacy-Hide-Number": BOOLEAN,
 }
 
 #: One element of ``Routes``.

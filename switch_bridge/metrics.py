@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -39,8 +40,11 @@ class Metrics:
     def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
         Gauge(name, doc, registry=self.registry).set_function(read)
 
-    def node_collector(self, nodes: Callable[[], list]) -> None:
-        """ESL node status (1 connected, 0 not) and events received, per node."""
+    def node_collector(self, nodes: Callable[[], list],
+                       role: Callable[[Any], str] = lambda node: "active",
+                       window: Callable[[Any], int] = lambda node: 0) -> None:
+        """ESL node status (1 connected, 0 not), events received, this bridge's role for
+        it (1 active, 0 standby) and the events its window holds, per node."""
 
         class _Nodes:
             def collect(self_inner):  # noqa: ANN001, ANN202, N805
@@ -55,13 +59,20 @@ class Metrics:
                 calls = GaugeMetricFamily("whistle_bridge_esl_node_sessions",
                                           "Sessions on the node (last HEARTBEAT, or read "
                                           "when the bridge connected)", labels=["node"])
+                active = GaugeMetricFamily("whistle_bridge_node_active",
+                                           "1 when this bridge is the node's active bridge, "
+                                           "0 when it stands by", labels=["node"])
+                held = GaugeMetricFamily("whistle_bridge_node_window",
+                                         "Events kept for a takeover", labels=["node"])
                 for node in nodes():
+                    active.add_metric([node.name], 1.0 if role(node) == "active" else 0.0)
+                    held.add_metric([node.name], float(window(node)))
                     stats = node.stats()
                     up.add_metric([node.name], 1.0 if node.connected else 0.0)
                     seen.add_metric([node.name], float(stats.get("events", 0)))
                     recon.add_metric([node.name], float(stats.get("reconnects", 0)))
                     calls.add_metric([node.name], float(node.sessions or 0))
-                yield from (up, seen, recon, calls)
+                yield from (up, seen, recon, calls, active, held)
 
         self.registry.register(_Nodes())
 

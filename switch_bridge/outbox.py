@@ -19,6 +19,10 @@ and 39 of 133 registrations lost while transient, none since. Requests that have
 (authn_req, route_req) stay transient: their requester has given up long before a restart
 is over, and persisting them would only cost disk writes on the hot path.
 
+With a spool (``WHISTLE_SPOOL_DIR``, :mod:`switch_bridge.spool`), what is put while
+RabbitMQ is unreachable goes to disk instead of memory, and comes back in order once it is
+reachable again (also after a bridge restart).
+
 Confirms are asynchronous (many messages in flight, acks with ``multiple``), so confirming
 costs no round trip per message. Requests to whapps take the same path; the request/reply
 layer refuses at once rather than queue a request while the broker is down
@@ -30,6 +34,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -38,6 +43,7 @@ from kombu import Connection
 
 from schemas.contract import Contract
 from switch_bridge.amqp_frames import PublishEncoder
+from switch_bridge.spool import Record, Spool
 from whistle_tasks.core import amqp as wamqp
 from whistle_tasks.core.config import redact_url
 from whistle_tasks.core.log import get_logger
@@ -45,6 +51,8 @@ from whistle_tasks.core.log import get_logger
 log = get_logger(__name__)
 
 MAX_UNCONFIRMED = 5000
+#: AMQP heartbeat (seconds): a dead broker or network is noticed within two of them
+HEARTBEAT_S = 4
 BATCH = 200
 
 
@@ -56,13 +64,20 @@ class Item:
     headers: dict[str, Any] | None = None
     properties: dict[str, Any] = field(default_factory=dict)
     kind: str = "event"
+    #: ``(key, value)``: once RabbitMQ confirms this message, ``Outbox.marks[key] = value``
+    #: (the bridge marks each event's last message with the node and its Event-Sequence)
+    mark: tuple[str, Any] | None = None
+    #: the spool segment to delete once RabbitMQ confirms this message (its last one)
+    spool_done: Path | None = None
 
 
 class Outbox:
     """A confirming, buffering publisher run by one greenlet."""
 
-    def __init__(self, url: str, capacity: int, *, name: str = "outbox") -> None:
+    def __init__(self, url: str, capacity: int, *, name: str = "outbox",
+                 spool: Spool | None = None) -> None:
         self.url = url
+        self.spool = spool
         self.capacity = capacity
         self.name = name
         self._buffer: deque[Item] = deque()
@@ -77,45 +92,59 @@ class Outbox:
         self.stats = {"published": 0, "confirmed": 0, "resent": 0, "dropped": 0,
                       "nacked": 0, "reconnects": 0}
         self._drop_logged_at = 0
+        #: what the last confirmed message carrying a mark said, per key (Item.mark)
+        self.marks: dict[str, Any] = {}
 
     # -- producer side ------------------------------------------------------------------
     def put(self, item: Item) -> bool:
-        """Queue a message; False (counted, logged) when the buffer is full."""
+        """Queue a message; False (counted, logged) when the buffer (or spool) is full."""
+        if self.spool is not None and (not self.connected or self.spool.pending):
+            if self.spool.append(Record(item.body, item.exchange, item.key, item.headers,
+                                        item.properties, item.kind, item.mark)):
+                self._wake.set()
+                return True
+            return self._dropped(item, f"spool {self.spool.dir} full or failing")
         if len(self._buffer) + len(self._unconfirmed) >= self.capacity:
-            self.stats["dropped"] += 1
-            dropped = self.stats["dropped"]
-            if dropped == 1 or dropped - self._drop_logged_at >= 1000:
-                self._drop_logged_at = dropped
-                log.error("%s full (%d messages): dropped %d so far (last: %s %s)", self.name,
-                          self.capacity, dropped, item.exchange, item.key)
-            return False
+            return self._dropped(item, f"full ({self.capacity} messages)")
         self._buffer.append(item)
         self._wake.set()
         return True
 
+    def _dropped(self, item: Item, why: str) -> bool:
+        self.stats["dropped"] += 1
+        dropped = self.stats["dropped"]
+        if dropped == 1 or dropped - self._drop_logged_at >= 1000:
+            self._drop_logged_at = dropped
+            log.error("%s %s: dropped %d so far (last: %s %s)", self.name, why,
+                      dropped, item.exchange, item.key)
+        return False
+
     def put_api(self, msg: dict[str, Any], exchange: str, key: str, kind: str = "event",
-                persistent: bool = True) -> bool:
+                persistent: bool = True, mark: tuple[str, Any] | None = None) -> bool:
         """An API message (an event, an answer); persistent unless told otherwise."""
         properties = {"delivery_mode": 2} if persistent else {}
         return self.put(Item(wamqp.encode_api(msg), exchange, key, properties=properties,
-                             kind=kind))
+                             kind=kind, mark=mark))
 
-    def send(self, contract: Contract, msg: dict[str, Any], *, to: str | None = None) -> bool:
+    def send(self, contract: Contract, msg: dict[str, Any], *, to: str | None = None,
+             mark: tuple[str, Any] | None = None) -> bool:
         """A request, where its contract says: a Celery task message to a whapp, persistent
         when the contract must survive a broker restart (reg_success), not when it has a
         deadline (authn_req, route_req)."""
         exchange, key, task = contract.address(msg, to)
         if task is None:
             return self.put_api(msg, exchange, key, kind="request",
-                                persistent=contract.persistent)
+                                persistent=contract.persistent, mark=mark)
         body, headers, properties = wamqp.encode_request(task, msg)
         if contract.persistent:
             properties = {**properties, "delivery_mode": 2}
-        return self.put(Item(body, exchange, key, headers, properties, kind="request"))
+        return self.put(Item(body, exchange, key, headers, properties, kind="request",
+                             mark=mark))
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer) + len(self._unconfirmed)
+        spooled = self.spool.pending if self.spool is not None else 0
+        return len(self._buffer) + len(self._unconfirmed) + spooled
 
     # -- the greenlet ----------------------------------------------------------------------
     def start(self) -> None:
@@ -132,6 +161,8 @@ class Outbox:
             self._greenlet.join(2)
             self._greenlet.kill()
         self._close()
+        if self.spool is not None:
+            self.spool.close()
         if self.buffered:
             log.error("%s stopped with %d messages not confirmed by RabbitMQ", self.name,
                       self.buffered)
@@ -158,7 +189,8 @@ class Outbox:
                     reader.kill(block=False)
 
     def _connect(self) -> None:
-        self._conn = Connection(self.url, heartbeat=0, connect_timeout=5)
+        self._conn = Connection(self.url, heartbeat=HEARTBEAT_S, connect_timeout=5)
+        self._heartbeat_at = gevent.get_hub().loop.now()
         self._conn.connect()
         wamqp.declare_exchanges(self._conn)
         self._channel = self._conn.channel()
@@ -188,6 +220,14 @@ class Outbox:
         while not self._stopping:
             if self._broken is not None:
                 raise self._broken
+            if (self.spool is not None and self.spool.pending and not self._buffer
+                    and len(self._unconfirmed) < MAX_UNCONFIRMED):
+                # what waited on disk, oldest first (new messages keep going to the spool
+                # until it is empty, so the order holds)
+                for rec in self.spool.read(BATCH * 5):
+                    self._buffer.append(Item(rec.body, rec.exchange, rec.key, rec.headers,
+                                             rec.properties, rec.kind, rec.mark,
+                                             rec.segment_done))
             frames: list[bytes] = []
             encode = self._encoder.encode
             while (self._buffer and len(frames) < BATCH * 9
@@ -211,16 +251,28 @@ class Outbox:
             if self._buffer and len(self._unconfirmed) < MAX_UNCONFIRMED:
                 gevent.sleep(0)  # a batch out: let the others run, then carry on
                 continue
+            now = gevent.get_hub().loop.now()
+            if now - self._heartbeat_at >= 1.0:
+                self._heartbeat_at = now
+                self._conn.heartbeat_check()   # the pump is the only writer
             self._wake.clear()
             self._wake.wait(1.0 if not self._buffer else 0.01)
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:
             while self._unconfirmed and next(iter(self._unconfirmed)) <= delivery_tag:
-                self._unconfirmed.popitem(last=False)
-                self.stats["confirmed"] += 1
-        elif self._unconfirmed.pop(delivery_tag, None) is not None:
-            self.stats["confirmed"] += 1
+                self._confirmed(self._unconfirmed.popitem(last=False)[1])
+        else:
+            item = self._unconfirmed.pop(delivery_tag, None)
+            if item is not None:
+                self._confirmed(item)
+
+    def _confirmed(self, item: Item) -> None:
+        self.stats["confirmed"] += 1
+        if item.mark is not None:
+            self.marks[item.mark[0]] = item.mark[1]
+        if item.spool_done is not None and self.spool is not None:
+            self.spool.forget(item.spool_done)
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         tags = [t for t in self._unconfirmed if t <= delivery_tag] if multiple else [delivery_tag]

@@ -17,12 +17,14 @@ from whistle_tasks.cli.api import gunicorn_argv
 from whistle_tasks.ops import api_keys, provisioning
 
 
-def start_api(name: str = "api") -> tuple[support.Process, str]:
-    """``whistle api`` as ``whistle up`` runs it (gunicorn, gevent workers) on a free port."""
+def start_api(name: str = "api", env: dict[str, str] | None = None
+              ) -> tuple[support.Process, str]:
+    """``whistle api`` as ``whistle up`` runs it (gunicorn, gevent workers) on a free port
+    (``env``: settings of its own, e.g. a smaller ``WHISTLE_MEDIA_MAX_BYTES``)."""
     port = free_port()
     argv = gunicorn_argv(python=str(support.VENV_BIN / "python"), listen=f"127.0.0.1:{port}",
                          workers=2)
-    proc = support.Process(name, argv)
+    proc = support.Process(name, argv, env=env)
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

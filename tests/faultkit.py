@@ -444,3 +444,85 @@ if __name__ == "__main__":
         sys.exit(0)
     print(__doc__, file=sys.stderr)
     sys.exit(2)
+
+
+# --- a connection that can be cut (a TCP proxy in front of RabbitMQ) ----------------------
+
+class TcpProxy:
+    """Forwards ``127.0.0.1:<port>`` to ``target`` (threads). :meth:`cut` closes every
+    connection through it and refuses new ones (a network cut for one process only: the
+    broker and everyone else carry on); :meth:`mend` accepts again."""
+
+    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 5672)) -> None:
+        self.target = target
+        self.port = free_port()
+        self.open = True
+        self.connections = 0
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", self.port))
+        self._server.listen(64)
+        threading.Thread(target=self._accept, daemon=True, name="tcp-proxy").start()
+
+    def url(self, amqp_url: str) -> str:
+        """``amqp_url`` with its host and port replaced by the proxy's."""
+        scheme, rest = amqp_url.split("://", 1)
+        auth, _, tail = rest.rpartition("@")
+        path = tail.split("/", 1)[1] if "/" in tail else ""
+        return f"{scheme}://{auth}@127.0.0.1:{self.port}/{path}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._socks += [client, upstream]
+                self.connections += 1
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.open = False
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def mend(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        with contextlib.suppress(OSError):
+            self._server.close()

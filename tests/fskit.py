@@ -168,8 +168,10 @@ class FreeSwitch:
     def __init__(self, bridge_url: str, *, name: str = "fs",
                  static_users: dict[str, dict[str, str]] | None = None,
                  overrides: dict[str, str] | None = None, log_level: str = "debug",
-                 workdir: Path | None = None) -> None:
+                 workdir: Path | None = None, second_bridge_url: str | None = None) -> None:
         self.name = name
+        # a second bridge: the snippet's commented second pair of bindings, uncommented
+        self.second_bridge_url = second_bridge_url
         self.bridge_url = bridge_url
         self.static_users = static_users
         self.log_level = log_level
@@ -192,6 +194,7 @@ class FreeSwitch:
             # registrations expire at their Expires, checked every second (defaults 60, 30)
             "whistle_reg_late_margin": "0",
             "whistle_reg_check_seconds": "1",
+            **({"whistle_bridge_url_2": second_bridge_url} if second_bridge_url else {}),
             **(overrides or {}),
         }
         self.pid: int | None = None
@@ -251,7 +254,20 @@ class FreeSwitch:
             (conf / "xml_curl.conf.xml").write_text(
                 '<configuration name="xml_curl.conf" description="cURL XML Gateway">\n'
                 "  <bindings/>\n</configuration>\n")
+        if self.second_bridge_url:
+            # the shipped snippet with its second pair of bindings uncommented, as the
+            # operator does for two bridges (deploy/README.md)
+            text = (DEPLOY / "xml_curl.conf.xml").read_text()
+            begin, end = "<!-- second bridge: begin", "second bridge: end -->"
+            if begin not in text or end not in text:
+                raise ValueError("xml_curl.conf.xml: no commented second bridge")
+            (conf / "xml_curl-two-bridges.conf.xml").write_text(
+                text.replace(begin, "").replace(end, ""))
+            snippets.remove("xml_curl.conf.xml")
         includes = [f'    <X-PRE-PROCESS cmd="include" data="{DEPLOY / s}"/>' for s in snippets]
+        if self.second_bridge_url:
+            includes.append('    <X-PRE-PROCESS cmd="include" '
+                            'data="xml_curl-two-bridges.conf.xml"/>')
         if self.static_users is not None:
             includes.append('    <X-PRE-PROCESS cmd="include" data="xml_curl.conf.xml"/>')
         includes += ['    <X-PRE-PROCESS cmd="include" data="logfile.conf.xml"/>',
@@ -631,15 +647,23 @@ class Platform:
     """
 
     def __init__(self, name: str = "fs", *, workers: bool = True,
-                 bridge_env: dict[str, str] | None = None, log_level: str = "debug") -> None:
+                 bridge_env: dict[str, str] | None = None, log_level: str = "debug",
+                 bridges: int = 1) -> None:
         self.name = name
         self.http_port = free_port((socket.SOCK_STREAM,))
+        # redundant bridges (bridges=2): the second on a port of its own, listed in the
+        # instance's xml_curl as the second binding; both hold a lease on the node
+        self.http_ports = [self.http_port] + [free_port((socket.SOCK_STREAM,))
+                                              for _ in range(bridges - 1)]
         self.fs = FreeSwitch(f"http://127.0.0.1:{self.http_port}", name=name,
-                             log_level=log_level)
+                             log_level=log_level,
+                             second_bridge_url=(f"http://127.0.0.1:{self.http_ports[1]}"
+                                                if bridges > 1 else None))
         self.sipp = Sipp(self.fs)
         self.with_workers = workers
         self.bridge_env = bridge_env or {}
         self.bridge: Any = None
+        self.bridges: list[Any] = []
         self.workers: list[Any] = []
 
     def start(self) -> Platform:
@@ -664,11 +688,18 @@ class Platform:
 
         from tests import support
 
-        self.bridge = support.Process(
-            f"{self.name}-bridge", [sys.executable, "-m", "switch_bridge"],
+        lease = {"WHISTLE_BRIDGE_LEASE_MS": "2000"} if len(self.http_ports) > 1 else {}
+        self.bridges = [support.Process(
+            f"{self.name}-bridge" + (f"-{i + 1}" if i else ""),
+            [sys.executable, "-m", "switch_bridge"],
             env={"WHISTLE_FS_NODES": self.fs.esl_node,
-                 "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{self.http_port}", **self.bridge_env})
+                 "WHISTLE_HTTP_LISTEN": f"127.0.0.1:{port}", **lease, **self.bridge_env})
+            for i, port in enumerate(self.http_ports)]
+        self.bridge = self.bridges[0]
         self.wait_connected()
+        for port in self.http_ports[1:]:
+            wait_until(lambda p=port: f"node 127.0.0.1:{self.fs.esl_port} connected"
+                       in bridge_health(p), 60, what=f"{self.name} bridge on {port} connected")
 
     def wait_connected(self, timeout: float = 60) -> None:
         """Until the bridge answers /health with AMQP up and this node connected."""
@@ -677,7 +708,7 @@ class Platform:
                    what=f"{self.name} bridge connected to FreeSWITCH")
 
     def stop(self, keep_log: bool = False) -> None:
-        for process in [*self.workers, self.bridge]:
+        for process in [*self.workers, *(self.bridges or [self.bridge])]:
             if process is not None:
                 with contextlib.suppress(Exception):
                     process.stop()

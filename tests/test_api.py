@@ -298,6 +298,8 @@ def test_an_account_key_is_confined_to_its_account(api: str, tenants: tuple[Tena
         for method in ("get", "post", "patch", "put", "delete"):
             if method not in item:
                 continue
+            if "pbx" in item[method].get("tags", []):
+                continue  # walked with real ids of each kind by tests/test_api_pbx.py
             body = BODIES.get((method, path))
             # B's ids with A's key; then A's own account with B's ids below it
             for account in ((b.id, a.id) if path.count("{") >= 2 else (b.id,)):

@@ -236,7 +236,7 @@ def test_user_do_not_disturb_and_forwarding(bridge: dict, standin: EslStandIn, r
     first, second = bridges(standin, call_id)
     assert "sip:3001@" in first
     assert second.endswith("sofia/internal/sip:bob@mobile.example.net")
-    assert "effective_caller_id_name=Bob" in second
+    assert "origination_caller_id_name=Bob" in second
     # always forwarded to a number: that number's callflow runs
     user_ops.set_forward(realm, "bob", target="7069")
     call_id = kit.place(bridge, realm, "7060")

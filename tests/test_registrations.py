@@ -190,3 +190,40 @@ def test_sync_stores_what_the_node_holds_and_removes_what_it_lost(realm: str) ->
     assert registrations.store(lost) == "older"
     # the same sync again changes nothing
     assert registrations.sync(node, now + 1, held)["stored"] == 0
+
+
+def test_a_repeat_of_the_stored_version_is_answered_without_a_write(realm: str) -> None:
+    now = float(int(time.time()))
+    first = reg(realm, "rep", "sip:rep@192.0.2.7:5060", now)
+    assert registrations.store(first) == "stored"
+    rev = stored_doc(realm, "rep", "sip:rep@192.0.2.7:5060")["_rev"]
+    skipped = registrations.STATS["repeats_skipped"]
+    # the same event again (a replay, a redelivery) and an older one: no CouchDB write
+    assert registrations.store(dict(first)) == "older"
+    assert registrations.store(reg(realm, "rep", "sip:rep@192.0.2.7:5060", now - 1)) == "older"
+    assert registrations.STATS["repeats_skipped"] == skipped + 2
+    assert stored_doc(realm, "rep", "sip:rep@192.0.2.7:5060")["_rev"] == rev
+    # a newer one is written, and an operator's flush forgets what was remembered
+    assert registrations.store(reg(realm, "rep", "sip:rep@192.0.2.7:5060", now + 1)) == "stored"
+    registrations.flush(realm, "rep")
+    assert registrations.store(dict(first)) == "stored"
+    assert fresh_contacts(realm, "rep")[0]["Event-Timestamp"] == now
+
+
+def test_concurrent_repeats_of_one_contact_write_it_once(realm: str) -> None:
+    msg = reg(realm, "storm", "sip:storm@192.0.2.8:5060", 2000.0)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def writer() -> None:
+        start.wait()
+        outcomes.append(registrations.store(dict(msg)))
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["older"] * 7 + ["stored"]
+    # one revision: the repeats were serialized behind the first write and then skipped
+    assert stored_doc(realm, "storm", "sip:storm@192.0.2.8:5060")["_rev"].startswith("1-")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -216,11 +217,28 @@ def route_is_usable(route: dict) -> bool:
         all(NAME_OK.fullmatch("ecallmgr_" + k) for k in route.get("Custom-Channel-Vars", {}))
 
 
+DISPLAY = {"origination_caller_id_name", "effective_caller_id_name"}
+NUMBER = {"origination_caller_id_number", "effective_caller_id_number"}
+
+
+def expected_text(var: str, value: str) -> str:
+    """What FreeSWITCH must receive in ``var``: caller-id names are SIP display names (no
+    '"', '\\' doubled), numbers a URI user part (percent-encoded outside
+    A-Za-z0-9+*._!~-)."""
+    if var in DISPLAY:
+        value = value.replace('"', "").replace("\\", "\\\\")
+        for ch, code in (("%", "%25"), ("@", "%40"), ("/", "%2F"), (":", "%3A")):
+            value = value.replace(ch, code)
+    if var in NUMBER:
+        value = quote(UNSAFE.sub("", value).replace("\r", "").replace("\n", ""), safe="+*!")
+    return expected_value(value, "[]", sip_text=var in SIP_TEXT)
+
+
 def expected_leg(route: dict) -> dict[str, str]:
     want: dict[str, str] = {}
     for field, var in MAPPING.items():
         if field in route:
-            want[var] = expected_value(route[field], "[]", sip_text=var in SIP_TEXT)
+            want[var] = expected_text(var, route[field])
     if "Codecs" in route:
         want["codec_string"] = expected_value(",".join(route["Codecs"]), "[]")
     for header, value in route.get("SIP-Headers", {}).items():
@@ -338,7 +356,8 @@ def test_every_field_carries_the_issue_values_as_text(value):
     parsed = fs_run_dial(actions[4][1])
     assert parsed["globals"]["ecallmgr_Name"] == value
     leg = parsed["groups"][0][0]["vars"]
-    assert {leg[var] for var in MAPPING.values()} == {expected_value(value, "[]")}
+    assert {var: leg[var] for var in MAPPING.values()} == \
+        {var: expected_text(var, value) for var in MAPPING.values()}
     assert leg["sip_h_X-Name"] == leg["ecallmgr_Name"] == expected_value(value, "[]")
     assert parsed["groups"][0][0]["data"] == "internal/sip:1001@127.0.0.1"
 

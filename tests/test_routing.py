@@ -69,7 +69,9 @@ def test_device_registered_gets_its_contact(bridge: dict, fixtures_dir: Path, re
                 {"variable_ecallmgr_Username": "1000"})
     (data,) = bridge_data(acts)
     assert data.endswith("sofia/internal/sip:1001@192.0.2.55:5071;transport=UDP")
-    assert "effective_caller_id_name=" in data and "Alice" in data
+    # the caller id the operator set, as FreeSWITCH presents it on the leg (issue #15)
+    assert "origination_caller_id_name=Alice" in data
+    assert "origination_caller_id_number=1000" in data
     assert "codec_string=" in data and "PCMU" in data and "OPUS" in data
     assert "leg_timeout=25" in data
     assert "sip_h_X-Whistle-Test=yes" in data

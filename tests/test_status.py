@@ -85,7 +85,8 @@ def test_status_shows_nodes_queues_workers_and_registrations(
     assert done.returncode == 0, out + done.stderr
     assert f"Switch bridge 127.0.0.1:{bridge['port']}: answers, its RabbitMQ connection is up" \
         in out
-    assert re.search(rf"^127\.0\.0\.1:{standin.port}\s+connected\s+{int(before) + 3}\s+0$",
+    assert re.search(rf"^127\.0\.0\.1:{standin.port}\s+connected\s+active\s+{int(before) + 3}"
+                     r"\s+0$",
                      out, re.M), out
     me = node_name(worker)
     for whapp in ALL_QUEUES.split(","):
@@ -107,7 +108,7 @@ def test_status_shows_nodes_queues_workers_and_registrations(
     assert data["bridge"]["answered"] is True and data["bridge"]["amqp"] == "up"
     assert data["bridge"]["nodes"] == [{"name": f"127.0.0.1:{standin.port}",
                                         "state": "connected", "events": int(before) + 3,
-                                        "reconnects": 0}]
+                                        "reconnects": 0, "role": "active"}]
     queues = {q["whapp"]: q for q in data["queues"]}
     assert set(queues) == set(ALL_QUEUES.split(","))
     assert all(me in q["workers"] and q["consumers"] >= 1 for q in queues.values())

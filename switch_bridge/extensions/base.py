@@ -45,6 +45,9 @@ class Services:
     inbox: Inbox            # everything we receive
     rpc: Rpc                # requests to whapps by contract
     nodes: list[EslNode]
+    #: True while this bridge is the node's active bridge (redundancy.py; always without
+    #: leases): only then does it publish, execute, originate for it
+    acting: Callable[[EslNode], bool] = lambda node: True
 
     @property
     def budget(self) -> float:
@@ -53,11 +56,17 @@ class Services:
 
     def node_for(self, hostname: str | None) -> EslNode | None:
         """The connected node that serves FreeSWITCH ``hostname`` (any, if only one)."""
-        live = [n for n in self.nodes if n.connected]
+        live = [n for n in self.nodes if n.connected and self.acting(n)]
         for node in live:
             if hostname and node.fs_hostname == hostname:
                 return node
         return live[0] if len(live) == 1 or not hostname else None
+
+    def standby_for(self, hostname: str | None) -> bool:
+        """True when FreeSWITCH ``hostname`` is one of our nodes and another bridge is
+        its active one (we only stand by)."""
+        return any(n.fs_hostname == hostname and not self.acting(n) for n in self.nodes
+                   if hostname)
 
     def no_answer(self, section: str) -> str:
         """The outcome of a lookup nobody answered: ``refused`` (RabbitMQ is away, we did

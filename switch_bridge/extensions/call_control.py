@@ -36,6 +36,7 @@ its file, also once the caller has hung up, and it answers with a
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import deque
@@ -64,6 +65,35 @@ LINGER_SECONDS = 5.0
 #: Seconds a lost FreeSWITCH node has to come back before its controlled calls are ended.
 NODE_LOST_GRACE = 10.0
 LOST_CAUSE = "CRASH"
+#: a control queue nobody consumes is removed after this long (a call whose bridges all
+#: died); while a bridge takes over, the commands sent meanwhile wait in it
+CONTROL_QUEUE_EXPIRES_MS = 600_000
+
+
+#: a part of an event-uuid that names a command (its Application-Name, its Msg-ID)
+_TAG_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def tagged_uuid(event_uuid: str, cmd: dict[str, Any]) -> str:
+    """The ``event-uuid`` of a command's last step, naming the command: FreeSWITCH hands it
+    back as the ``Application-UUID`` of the step's events, so a bridge that took the call
+    over (and never saw the command) still tags its completion (``Msg-Reply-ID``)."""
+    app, msg_id = str(cmd.get("Application-Name") or ""), str(cmd.get("Msg-ID") or "")
+    if _TAG_PART.match(app) and _TAG_PART.match(msg_id):
+        return f"{event_uuid}.{app}.{msg_id}"
+    return event_uuid
+
+
+def untag(app_uuid: str) -> dict[str, Any] | None:
+    """The command a tagged ``Application-UUID`` names (:func:`tagged_uuid`), or None."""
+    parts = app_uuid.split(".")
+    if len(parts) == 3 and len(parts[0]) == 36 and all(_TAG_PART.match(p) for p in parts[1:]):
+        return {"Application-Name": parts[1], "Msg-ID": parts[2]}
+    return None
+
+
+class NotActing(Exception):
+    """A command for a node this bridge no longer acts for: requeued for the active one."""
 #: how long an API step (``store``: an upload) may take before it counts as failed
 JOB_TIMEOUT = 120.0
 
@@ -84,6 +114,7 @@ class ControlledCall:
         self.current_uuid: str | None = None            # event-uuid of its running step
         self.side_uuids: dict[str, dict[str, Any]] = {}  # `now` commands running beside
         self.hungup = False
+        self.released = False        # handed over to another bridge: keep the queue
         self.ended_at: float | None = None                # CHANNEL_DESTROY seen (monotonic)
         self.jobs: dict[str, dict[str, Any]] = {}         # API steps running: job -> command
         self.inbox: gevent.queue.Queue = gevent.queue.Queue()
@@ -244,6 +275,8 @@ class ControlledCall:
         ``Msg-Reply-ID`` = the command's ``Msg-ID`` on its last step) so a whapp can wait
         for exactly its own command."""
         event_uuid = str(uuid.uuid4())
+        if last and app != commands.API:
+            event_uuid = tagged_uuid(event_uuid, cmd)
         if main:
             self.current_uuid = event_uuid
         else:
@@ -349,6 +382,7 @@ class CallControl(Extension):
         self.outbox = services.outbox
         self.inbox = services.inbox
         self.node_for = services.node_for
+        self.acting = services.acting
         self.node_name = services.node_name
         self.record_dir = services.settings.record_dir
         self.calls: dict[str, ControlledCall] = {}
@@ -362,6 +396,7 @@ class CallControl(Extension):
 
     def stop(self) -> None:
         for call in list(self.calls.values()):
+            call.released = True    # its queue stays: a bridge that comes controls it again
             call.inbox.put(("stop", None))
 
     # -- hooks of the bridge ----------------------------------------------------------------
@@ -422,16 +457,43 @@ class CallControl(Extension):
         if existing is not None:
             return existing
         control = ControlledCall(self, call_id_, node, profile, control_queue)
+        # not exclusive, not auto-deleted, acknowledged: when this bridge dies, the queue
+        # and the commands in it (and those it had not acknowledged) wait for the bridge
+        # that takes the node over and controls the call again with the same queue
         control.subscription = self.inbox.subscribe(Subscription(
             queue=control.control_queue,
             bindings=[(wamqp.CALLCTL.name, control.control_queue)],
-            handler=control.command))
+            handler=lambda msg, c=control: self._command(c, msg), exclusive=False,
+            auto_delete=False, ack=True,
+            arguments={"x-expires": CONTROL_QUEUE_EXPIRES_MS}))
         self.calls[call_id_] = control
         control.greenlet = gevent.spawn(control.run)
         self.stats["controlled"] += 1
         if control_queue is None:
             gevent.spawn(self._record, control)
         return control
+
+    def _command(self, control: ControlledCall, msg: dict[str, Any]) -> None:
+        if control.released or not self.acting(control.node):
+            raise NotActing(f"{control.call_id}: this bridge stands by for "
+                            f"{control.node.name}")
+        control.command(msg)
+
+    def release(self, node: EslNode) -> int:
+        """Another bridge is active for ``node`` now: stop controlling its calls here
+        without ending them (their queues stay; the active bridge controls them again)."""
+        released = 0
+        for control in [c for c in self.calls.values() if c.node is node]:
+            control.released = True
+            if control.subscription is not None:
+                self.inbox.cancel(control.subscription.tag)
+                control.subscription = None
+            control.inbox.put(("stop", None))
+            released += 1
+        if released:
+            log.warning("%d calls on %s left to the node's active bridge", released,
+                        node.name)
+        return released
 
     def _record(self, control: ControlledCall) -> None:
         try:
@@ -456,7 +518,8 @@ class CallControl(Extension):
                 taken += 1
         ended = 0
         for control in list(self.calls.values()):
-            if control.node is node and control.call_id not in held and not control.hungup:
+            if (control.node is node and control.call_id not in held and not control.hungup
+                    and not control.released):
                 self.stats["lost"] += 1
                 control.lost(f"FreeSWITCH {node.name} no longer has the call (it ended while "
                              "the bridge could not hear)")
@@ -487,7 +550,7 @@ class CallControl(Extension):
     def finished(self, control: ControlledCall) -> None:
         """The call's greenlet is done (it lingered already): remove its queue."""
         if control.subscription is not None:
-            self.inbox.cancel(control.subscription.tag, delete_queue=True)
+            self.inbox.cancel(control.subscription.tag, delete_queue=not control.released)
         if self.calls.get(control.call_id) is control:
             self.calls.pop(control.call_id, None)
         for key in [k for k, v in self.annotations.items()
@@ -506,7 +569,7 @@ class CallControl(Extension):
 
     def command_of(self, event_uuid: str | None) -> dict[str, Any] | None:
         """The Whistle command a FreeSWITCH application ran for (by its Application-UUID)."""
-        return self.annotations.get(event_uuid or "")
+        return self.annotations.get(event_uuid or "") or untag(event_uuid or "")
 
     def publish_event(self, msg: dict[str, Any]) -> None:
         self.outbox.put_api(msg, wamqp.CALLEVT.name,

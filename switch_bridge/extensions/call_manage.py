@@ -102,8 +102,8 @@ class CallManage(Extension):
         if any(c not in "0123456789abcdefABCDEF-" for c in target):
             return None  # FreeSWITCH's call ids are UUIDs: never one of ours
         for node in self.services.nodes:
-            if not node.connected:
-                continue
+            if not node.connected or not self.services.acting(node):
+                continue        # a standby leaves it to the node's active bridge
             try:
                 reply = node.api(command)
             except EslError as exc:

@@ -40,6 +40,16 @@ class Dialplan(Extension):
         return {"/fs/dialplan": self.lookup}
 
     def lookup(self, body: bytes, environ: dict[str, Any]) -> tuple[int, str, bytes]:
+        if self.services.settings.bridge_lease_ms > 0:
+            try:
+                node = lookups.call_context(lookups.parse_form(body))["node"]
+            except ValueError:
+                node = None             # answer() says what is wrong with it
+            if self.services.standby_for(node):
+                # a park would be controlled here, but the node's events are published by
+                # its active bridge: mod_xml_curl asks its next binding (the active one)
+                self.services.metrics.req[SECTION, "refused"].inc()
+                return 503, "text/plain", b"standby bridge for this node\n"
         return self.services.lookup(SECTION, self.answer, body)
 
     def answer(self, body: bytes) -> tuple[str, bytes]:

@@ -44,17 +44,21 @@ class Events(Extension):
     def on_event(self, node: EslNode, event: Event) -> None:
         m = self.services.metrics
         try:
+            # the node and sequence of the event ride on its message: once RabbitMQ
+            # confirms it, it is the checkpoint a standby takes over from (redundancy.py)
+            seq, core = event.get("Event-Sequence"), event.get("Core-UUID")
+            mark = (node.name, (core, int(seq))) if core and seq and seq.isdigit() else None
             if event.name == "CUSTOM":
-                published = self._registration(event)
+                published = self._registration(event, mark)
             else:
-                published = self._call_event(event)
+                published = self._call_event(event, mark)
         except Exception as exc:  # noqa: BLE001 - one bad event never stops the stream
             m.ev_invalid.inc()
             log.error("event %s from %s not translated: %s", event.name, node.name, exc)
             return
         (m.ev_published if published else m.ev_ignored).inc()
 
-    def _call_event(self, event: Event) -> bool:
+    def _call_event(self, event: Event, mark: tuple[str, Any] | None = None) -> bool:
         translated = translate.call_event(event, node=self.services.node_name,
                                           app_name=APP_NAME)
         if translated is None:
@@ -65,9 +69,9 @@ class Events(Extension):
             msg["Application-Name"] = command["Application-Name"]
             if command.get("Msg-ID") and event.name == "CHANNEL_EXECUTE_COMPLETE":
                 msg["Msg-Reply-ID"] = command["Msg-ID"]
-        return self.services.outbox.put_api(msg, amqp.CALLEVT.name, key)
+        return self.services.outbox.put_api(msg, amqp.CALLEVT.name, key, mark=mark)
 
-    def _registration(self, event: Event) -> bool:
+    def _registration(self, event: Event, mark: tuple[str, Any] | None = None) -> bool:
         subclass = event.subclass or ""
         node = self.services.node_name
         if subclass == translate.REGISTER:
@@ -76,4 +80,5 @@ class Events(Extension):
             msg = translate.deregistration(event, node=node)
         else:
             return False
-        return msg is not None and self.services.outbox.send(contracts.REG_SUCCESS, msg)
+        return msg is not None and self.services.outbox.send(contracts.REG_SUCCESS, msg,
+                                                             mark=mark)

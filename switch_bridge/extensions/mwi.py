@@ -76,7 +76,8 @@ class MessageWaiting(Extension):
         """The node named ``hostname`` (the phone's), or every connected node. A node whose
         name is not known yet (no event from it so far) gets it too: better a NOTIFY
         nobody needed than a lamp left wrong."""
-        live = [n for n in self.services.nodes if n.connected]
+        live = [n for n in self.services.nodes
+                if n.connected and self.services.acting(n)]   # the active bridge only
         if not hostname:
             return live
         return ([n for n in live if n.fs_hostname == hostname]

@@ -13,6 +13,7 @@ is under call control) or ``originate_error`` with FreeSWITCH's reason.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -49,8 +50,9 @@ def utilisation(node: EslNode) -> tuple[float, float, int]:
     return used, -bias, -free
 
 
-def choose_node(nodes: list[EslNode]) -> EslNode | None:
-    live = [n for n in nodes if n.connected]
+def choose_node(nodes: list[EslNode],
+                acting: Callable[[EslNode], bool] = lambda node: True) -> EslNode | None:
+    live = [n for n in nodes if n.connected and acting(n)]
     return min(live, key=utilisation) if live else None
 
 
@@ -62,6 +64,8 @@ class Originate(Extension):
         self.outbox = services.outbox
         self.inbox = services.inbox
         self.nodes = lambda: services.nodes
+        self.acting = services.acting
+        self._subscription: Subscription | None = None
         self.control = control
         self.node_name = services.node_name
         self.profile = profile
@@ -69,10 +73,19 @@ class Originate(Extension):
         self.stats = {"requests": 0, "originated": 0, "failed": 0, "rejected": 0}
 
     def start(self) -> None:
-        binding = (contracts.ORIGINATE.exchange, str(contracts.ORIGINATE.binding))
-        self.inbox.subscribe(Subscription(
-            queue=QUEUE, bindings=[binding], handler=self._on_request, exclusive=False,
-            durable=True, auto_delete=False))
+        self.serve(any(self.acting(n) for n in self.nodes()))
+
+    def serve(self, on: bool) -> None:
+        """Consume the shared queue only while this bridge is active for some node (a
+        standby of every node leaves the requests to the active bridges)."""
+        if on and self._subscription is None:
+            binding = (contracts.ORIGINATE.exchange, str(contracts.ORIGINATE.binding))
+            self._subscription = self.inbox.subscribe(Subscription(
+                queue=QUEUE, bindings=[binding], handler=self._on_request, exclusive=False,
+                durable=True, auto_delete=False))
+        elif not on and self._subscription is not None:
+            self.inbox.cancel(self._subscription.tag)
+            self._subscription = None
 
     # -- hooks ------------------------------------------------------------------------------
     def on_event(self, node: EslNode, event: Event) -> None:
@@ -96,7 +109,7 @@ class Originate(Extension):
                 log.error("originate_req rejected: %s", exc)
                 self._fail(msg, f"invalid originate_req: {exc}", "INVALID_REQUEST")
                 return
-            node = choose_node(self.nodes())
+            node = choose_node(self.nodes(), self.acting)
             if node is None:
                 self._fail(msg, "no FreeSWITCH node is connected", "NO_NODE")
                 return

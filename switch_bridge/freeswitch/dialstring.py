@@ -119,7 +119,20 @@ FIELD_VARS: tuple[tuple[str, str], ...] = (
     ("Endpoint-Delay", "leg_delay_start"),
     ("Timeout", "originate_timeout"),  # sofia legs read this one, not call_timeout
     ("Ignore-Early-Media", "ignore_early_media"),
+    ("Caller-ID-Type", "sip_cid_type"),
 )
+#: ``Caller-ID-Type`` (schemas.route) -> sofia's ``sip_cid_type``: which header carries the
+#: caller's identity besides From (``pid``: P-Asserted-Identity, with ``Privacy: id`` when
+#: the number is hidden; ``rpid``: Remote-Party-ID; ``from``: none).
+CID_TYPES = {"from": "none", "rpid": "rpid", "pid": "pid"}
+#: ``Privacy-Hide-*`` -> the flags of ``origination_privacy`` (switch_ivr_originate)
+PRIVACY_FLAGS = (("Privacy-Hide-Name", "hide_name"), ("Privacy-Hide-Number", "hide_number"))
+ANONYMOUS_NAME = "Anonymous"
+ANONYMOUS_URI = "sip:anonymous@anonymous.invalid"
+#: caller-id names (SIP display names, written by sofia inside quotes) and numbers (the
+#: user part of From / P-Asserted-Identity / Remote-Party-ID)
+DISPLAY_VARS = frozenset({"origination_caller_id_name", "effective_caller_id_name"})
+NUMBER_VARS = frozenset({"origination_caller_id_number", "effective_caller_id_number"})
 #: Variables whose value becomes SIP header text: CR and LF are removed from them.
 SIP_TEXT_VARS = frozenset({"origination_caller_id_name", "origination_caller_id_number",
                            "effective_caller_id_name", "effective_caller_id_number",
@@ -237,6 +250,31 @@ def _break_triggers(text: str) -> str:
     return _TRIGGER_NESTED.sub(r"\1''", text)
 
 
+_NOT_IN_DISPLAY = re.compile(r'[\r\n"]')
+_DISPLAY_ENCODE = {"%": "%25", "@": "%40", "/": "%2F", ":": "%3A"}
+_NUMBER_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+*._!~-")
+
+
+def display_name(text: str) -> str:
+    """A caller-id name as sofia must receive it. Sofia writes the name between double
+    quotes (``From: "<name>" <sip:...>``) without escaping, so CR, LF and ``"`` are removed
+    (counted) and ``\\`` is doubled (a quoted-pair): nothing can end the quoted string or
+    split the header. FreeSWITCH also URL-decodes a caller-id name and, left raw, reads
+    ``@``, ``/`` and ``:`` in it as parts of a URI (``Evil <sip:x@y>`` arrived as ``x``,
+    ``h: i`` as `` i``: measured on the real switch), so ``%``, ``@``, ``/`` and ``:`` are
+    percent-encoded and arrive as they were. The rest (``<``, ``>``, ``,``, ``;``,
+    ``${...}``) is quoted text."""
+    text = _drop(text, _NOT_IN_DISPLAY).replace("\\", "\\\\")
+    return "".join(_DISPLAY_ENCODE.get(ch, ch) for ch in text)
+
+
+def cid_number(text: str) -> str:
+    """A caller-id number as the user part of a SIP URI: every character outside
+    ``A-Za-z0-9+*._!~-`` percent-encoded (UTF-8), so it can never end the URI."""
+    return "".join(ch if ch in _NUMBER_SAFE else "".join(f"%{b:02X}" for b in ch.encode())
+                   for ch in drop_unsafe(text))
+
+
 def drop_unsafe(text: str) -> str:
     """``text`` without :data:`UNSAFE_CHARS` (counted in ``STATS["dropped_chars"]``)."""
     return _drop(text, UNSAFE_CHARS)
@@ -311,9 +349,30 @@ def _map_fields(obj: Mapping[str, Any]) -> dict[str, str]:
             continue
         if field == "Ignore-Early-Media":
             text = "true" if text in ("true", "1") else "false"
+        if field == "Caller-ID-Type":
+            if text not in CID_TYPES:
+                STATS["refused_values"] += 1
+                raise ValueError(f"Caller-ID-Type must be one of {sorted(CID_TYPES)}, "
+                                 f"not {text[:20]!r}")
+            text = CID_TYPES[text]
         if var in SIP_TEXT_VARS:
             text = _drop(text, _CRLF)
-        out[var] = text
+        if var in DISPLAY_VARS:
+            text = display_name(text)
+        elif var in NUMBER_VARS:
+            text = cid_number(text)
+        if text:
+            out[var] = text
+    flags = [flag for field, flag in PRIVACY_FLAGS if wire_text(obj.get(field)) in ("true", "1")]
+    if flags:
+        # the flags give the Privacy header (and RPID privacy=); sofia still writes the
+        # caller profile's id in From, so From itself is made anonymous (RFC 3323)
+        # (screen: the true identity goes in P-Asserted-Identity, for the carrier)
+        out["origination_privacy"] = "+".join(("screen", *flags))
+        if "hide_name" in flags:
+            out["sip_from_display"] = ANONYMOUS_NAME
+        if "hide_number" in flags:
+            out["sip_invite_from_uri"] = ANONYMOUS_URI
     headers = obj.get("SIP-Headers") or {}
     if not isinstance(headers, Mapping):
         raise ValueError("SIP-Headers must be an object of header: value")

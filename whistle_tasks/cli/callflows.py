@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
+from whistle_tasks.cli import caller_id as cid_opts
 from whistle_tasks.cli.table import echo
 from whistle_tasks.ops import callflows as cf_ops
 from whistle_tasks.ops import users as user_ops
@@ -111,14 +113,14 @@ def user() -> None:
 @click.argument("username")
 @click.option("--realm", required=True)
 @click.option("--name", help="The person's name.")
-@click.option("--caller-id-name")
-@click.option("--caller-id-number")
+@cid_opts.options
 @click.option("--voicemail-box", help="The number of the user's voicemail box.")
-def user_create(username: str, realm: str, name: str | None, caller_id_name: str | None,
-                caller_id_number: str | None, voicemail_box: str | None) -> None:
-    """Create the user USERNAME."""
-    caller = {k: v for k, v in (("name", caller_id_name), ("number", caller_id_number)) if v}
-    doc = user_ops.create_user(realm, username, name=name, caller_id=caller or None,
+def user_create(username: str, realm: str, name: str | None, voicemail_box: str | None,
+                **caller: Any) -> None:  # noqa: ANN401
+    """Create the user USERNAME (the caller id of the devices it owns that set none)."""
+    ids = cid_opts.pop(caller)
+    doc = user_ops.create_user(realm, username, name=name, caller_id=ids.get("caller_id"),
+                               caller_id_options=ids.get("caller_id_options"),
                                voicemail_box=voicemail_box)
     click.echo(f"user {doc['username']} created in {realm.lower()}: id {doc['_id']}")
 
@@ -186,9 +188,12 @@ def user_dnd(username: str, state: str, realm: str) -> None:
 @click.option("--realm", required=True)
 @click.option("--voicemail-box", help="The number of the user's voicemail box.")
 @click.option("--name")
-def user_set(username: str, realm: str, voicemail_box: str | None, name: str | None) -> None:
-    """Change a user's name or voicemail box."""
+@cid_opts.options
+def user_set(username: str, realm: str, voicemail_box: str | None, name: str | None,
+             **caller: Any) -> None:  # noqa: ANN401
+    """Change a user's name, voicemail box or caller id (an empty value removes a field)."""
     changes = {k: v for k, v in (("voicemail_box", voicemail_box), ("name", name)) if v}
+    changes.update(cid_opts.pop(caller))
     if not changes:
         raise click.UsageError("nothing to change")
     user_ops.update_user(realm, username, changes)

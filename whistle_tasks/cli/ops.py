@@ -201,6 +201,10 @@ def _split_list(value: str | None) -> list[str] | None:
                    "(repeatable; 0 runs none).")
 @click.option("--no-workers", is_flag=True, help="Do not run any Celery worker.")
 @click.option("--no-bridge", is_flag=True, help="Do not run the switch bridge.")
+@click.option("--bridges", default=1, show_default=True, type=click.IntRange(1, 9),
+              help="Switch bridges for the same FreeSWITCH nodes (redundant: one active per "
+                   "node by a Redis lease, the others stand by; HTTP ports from "
+                   "WHISTLE_HTTP_LISTEN's up).")
 @click.option("--no-media", is_flag=True, help="Do not run the media service.")
 @click.option("--no-beat", is_flag=True, help="Do not run celery beat.")
 @click.option("--no-flower", is_flag=True, help="Do not run Flower.")
@@ -216,7 +220,8 @@ def _split_list(value: str | None) -> list[str] | None:
               help="Start without checking RabbitMQ, Redis and CouchDB first.")
 @click.option("--dry-run", is_flag=True, help="Print each process's full command, start nothing.")
 def up_cmd(only: str | None, workers_opt: tuple[str, ...], no_workers: bool, no_bridge: bool,
-           no_media: bool, no_beat: bool, no_flower: bool, no_api: bool, extra: tuple[str, ...],
+           bridges: int, no_media: bool, no_beat: bool, no_flower: bool, no_api: bool,
+           extra: tuple[str, ...],
            run_dir: str, stop_timeout: float, no_check: bool, dry_run: bool) -> None:
     """Run the platform on this box and keep it up until Ctrl-C or SIGTERM.
 
@@ -235,7 +240,8 @@ def up_cmd(only: str | None, workers_opt: tuple[str, ...], no_workers: bool, no_
             workers.update(sup.parse_counts(item))
         specs = sup.platform_specs(settings, only=[] if no_workers else _split_list(only),
                                    workers=workers,
-                                   bridge=not no_bridge, media=not no_media,
+                                   bridge=not no_bridge, bridges=bridges,
+                                   media=not no_media,
                                    beat=not no_beat, flower=not no_flower, api=not no_api,
                                    run_dir=run_dir)
         for item in extra:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import click
 
 from schemas.route import GATEWAY_INVITE_FORMATS
+from whistle_tasks.cli import caller_id as cid_opts
 from whistle_tasks.cli.table import echo, mask
 from whistle_tasks.core import numbers as numfmt
 from whistle_tasks.ops import provisioning as prov
@@ -48,6 +50,23 @@ def account_set(realm: str, timezone: str | None) -> None:
     click.echo(f"account of {realm.lower()}: time zone {timezone}")
 
 
+@account.command("update")
+@click.option("--realm", required=True)
+@click.option("--timezone", help="IANA time zone of time-of-day routing (Europe/Paris).")
+@cid_opts.options
+def account_update(realm: str, timezone: str | None, **caller: Any) -> None:  # noqa: ANN401
+    """Change an account's settings: its caller id (what its devices and users present
+    when they set none) and time zone."""
+    changes = cid_opts.pop(caller)
+    if timezone:
+        changes["timezone"] = timezone
+    if not changes:
+        raise click.UsageError("nothing to change")
+    doc = prov.update_account(realm, changes)
+    click.echo(f"account of {realm.lower()} changed; caller id: "
+               f"{cid_opts.shown(doc) or '(none)'}")
+
+
 @account.command("disable")
 @click.option("--realm", required=True)
 def account_disable(realm: str) -> None:
@@ -76,18 +95,31 @@ def device() -> None:
 @click.option("--a1-hash", "a1",
               help="Only md5(user:realm:password), when the password must not be stored.")
 @click.option("--name", help="A label for the device.")
-@click.option("--caller-id-name")
-@click.option("--caller-id-number")
+@cid_opts.options
 def device_create(realm: str, username: str, password: str | None, a1: str | None,
-                  name: str | None, caller_id_name: str | None,
-                  caller_id_number: str | None) -> None:
-    """Create a device with a password or an a1-hash."""
-    extra = {}
-    if caller_id_name or caller_id_number:
-        extra["caller_id"] = {k: v for k, v in (("name", caller_id_name),
-                                                ("number", caller_id_number)) if v}
+                  name: str | None, **caller: Any) -> None:  # noqa: ANN401
+    """Create a device with a password or an a1-hash (and its caller id)."""
+    extra = cid_opts.pop(caller)
     doc = prov.create_device(realm, username, password=password, a1=a1, name=name, extra=extra)
     click.echo(f"device {doc['sip']['username']}@{doc['realm']} created: id {doc['_id']}")
+
+
+@device.command("update")
+@click.option("--realm", required=True)
+@click.option("--username", required=True)
+@click.option("--name", help="A label for the device.")
+@cid_opts.options
+def device_update(realm: str, username: str, name: str | None,
+                  **caller: Any) -> None:  # noqa: ANN401
+    """Change a device's label or caller id (an empty value removes a field)."""
+    changes = cid_opts.pop(caller)
+    if name:
+        changes["name"] = name
+    if not changes:
+        raise click.UsageError("nothing to change")
+    doc = prov.update_device(realm, username, changes)
+    click.echo(f"device {username.lower()}@{realm.lower()} changed; caller id: "
+               f"{cid_opts.shown(doc) or '(none)'}")
 
 
 @device.command("list")
@@ -101,8 +133,9 @@ def device_list(realm: str | None, show_secrets: bool) -> None:
         method = "password" if sip.get("password") else "a1-hash"
         rows.append((d["realm"], d["username"], method,
                      mask(sip.get("password") or sip.get("a1_hash"), show_secrets),
-                     "yes" if d.get("enabled", True) else "no", d.get("authorizing_id")))
-    echo(["realm", "username", "auth", "secret", "enabled", "id"], rows)
+                     "yes" if d.get("enabled", True) else "no", cid_opts.shown(d),
+                     d.get("authorizing_id")))
+    echo(["realm", "username", "auth", "secret", "enabled", "caller id", "id"], rows)
 
 
 def _device_action(name: str, help_text: str) -> click.Command:

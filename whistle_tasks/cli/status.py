@@ -30,12 +30,20 @@ def print_status(status: control.PlatformStatus) -> None:
     if bridge.answered:
         click.echo(f"Switch bridge {bridge.address}: answers, its RabbitMQ connection is "
                    f"{bridge.amqp}")
-        echo(["freeswitch node", "state", "events", "reconnects"],
-             [(n.name, n.state, _n(n.events), _n(n.reconnects)) for n in bridge.nodes],
+        echo(["freeswitch node", "state", "role", "events", "reconnects"],
+             [(n.name, n.state, n.role or "-", _n(n.events), _n(n.reconnects))
+              for n in bridge.nodes],
              empty="(no FreeSWITCH node configured)")
     else:
         click.echo(f"Switch bridge: {bridge.problem}")
     click.echo("")
+    if status.leases:
+        echo(["freeswitch (hostname)", "active bridge", "standing by"],
+             [(host, lease["active"] or "(none)",
+               ", ".join(sid for sid, role in lease["bridges"].items()
+                         if sid != lease["active"]) or "-")
+              for host, lease in sorted(status.leases.items())])
+        click.echo("")
     if status.queues:
         by_queue = control.consumers_of(status.workers)
         echo(["whapp", "queue", "messages", "consumers", "workers"],

@@ -35,6 +35,10 @@ are best-effort under threads (an increment may rarely be lost), good enough for
 :class:`VersionedHashes` is the other shape, for data written by many processes at once
 (registrations): one Redis hash per key whose fields keep their newest version, compared
 and written atomically by a Lua script, with the same outage handling.
+
+:class:`BatchedLoader` is for what misses both tiers: the keys that a process's threads
+miss at the same time are read from the system of record together, in one multi-key read
+(a group commit: no timer; a lone miss is read at once).
 """
 
 from __future__ import annotations
@@ -609,3 +613,92 @@ def _call_redis(owner: Cache | VersionedHashes, command: str,
         return MISSING
     link.succeeded()
     return result
+
+
+class _Slot:
+    """One key waiting in a :class:`BatchedLoader`."""
+
+    __slots__ = ("done", "error", "event", "lead", "value")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.done = False
+        self.lead = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class BatchedLoader:
+    """Concurrent cold reads of many keys as few multi-key reads (a group commit).
+
+    ``load_many(keys)`` reads several keys at once (e.g. a CouchDB view POSTed ``keys``)
+    and returns ``{key: value}``. :meth:`get` is called by many threads or greenlets at
+    once; while one read is in flight, the keys asked meanwhile wait and go together into
+    the next one, which one of their callers makes. Nothing waits for a timer: a lone
+    caller reads its key at once; under load each read carries every key missed during
+    the one before (at most ``max_batch``). The same key asked twice at once is read once.
+    An error of a read is raised to every caller whose key was in it.
+    """
+
+    def __init__(self, load_many: Callable[[list[Any]], dict[Any, Any]],
+                 max_batch: int = 500, wait_s: float = 30.0) -> None:
+        self.load_many = load_many
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self._lock = threading.Lock()
+        self._waiting: dict[Any, _Slot] = {}
+        self._reading = False
+        self.stats = {"reads": 0, "keys": 0}
+
+    def get(self, key: Any) -> Any:  # noqa: ANN401 - whatever load_many returns
+        """The value ``load_many`` gave for ``key`` (None when it gave none)."""
+        with self._lock:
+            slot = self._waiting.get(key)
+            if slot is None:
+                slot = self._waiting[key] = _Slot()
+            lead = not self._reading
+            self._reading = True
+        while True:
+            if lead:
+                lead = False
+                self._read_batch()
+            woke = slot.event.wait(self.wait_s)
+            with self._lock:
+                if slot.done:
+                    break
+                if slot.lead:  # handed the next read: make it (it holds this key)
+                    slot.lead = False
+                    slot.event.clear()
+                    lead = True
+                    continue
+            if not woke:
+                raise TimeoutError(f"no read of {key!r} within {self.wait_s}s")
+            # another caller of this key took the lead it was handed: wait for its read
+        if slot.error is not None:
+            raise slot.error
+        return slot.value
+
+    def _read_batch(self) -> None:
+        with self._lock:
+            keys = list(self._waiting)[:self.max_batch]
+            batch = {k: self._waiting.pop(k) for k in keys}
+        values: dict[Any, Any] = {}
+        error: BaseException | None = None
+        try:
+            values = self.load_many(keys)
+        except Exception as exc:  # noqa: BLE001 - handed to every caller of these keys
+            error = exc
+        self.stats["reads"] += 1
+        self.stats["keys"] += len(keys)
+        with self._lock:
+            for key, slot in batch.items():
+                slot.value = values.get(key)
+                slot.error = error
+                slot.done = True
+                slot.event.set()
+            if self._waiting:  # asked meanwhile: one of them makes the next read
+                following = next(iter(self._waiting.values()))
+                following.lead = True
+                following.event.set()
+            else:
+                self._reading = False

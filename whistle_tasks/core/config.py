@@ -53,6 +53,10 @@ class Settings:
         "Seconds a cached credential/account/number lives.")
     local_cache_size: int = setting(200_000,
         "Entries kept in each process's own cache tier.")
+    prime_credentials: int = setting(10_000,
+        "Most device credentials a registrar/router worker loads into its cache when it "
+        "starts (registered devices first, read 5,000 a page); 0: none, every first "
+        "look-up reads CouchDB.")
     # registrar
     reg_expiry_interval: int = setting(30,
         "Seconds between registration expiry runs (beat).")
@@ -96,6 +100,20 @@ class Settings:
         "Seconds without any event before an ESL node is reconnected.")
     esl_format: str = setting("json",
         "Event format asked of FreeSWITCH: `json` or `plain`.")
+    bridge_lease_ms: int = setting(0,
+        "Milliseconds of a bridge's lease on a FreeSWITCH node (Redis): several bridges may "
+        "list one node, one is active, a standby takes over when the lease lapses. "
+        "0 (the default): no lease, this bridge alone is active for its nodes (no Redis "
+        "needed to publish); 2000 is a good value for redundant bridges.")
+    bridge_window: int = setting(20_000,
+        "Events a standby bridge keeps per node, to republish those after the active's "
+        "last checkpoint when it takes over.")
+    spool_dir: str = setting("",
+        "Directory where the bridge spools what it must publish while RabbitMQ is "
+        "unreachable (published in order on reconnect, also after a bridge restart); "
+        "empty: memory only (`WHISTLE_EVENT_BUFFER`).")
+    spool_max_mb: int = setting(512,
+        "Megabytes the spool may hold; beyond, new messages are dropped (counted).")
     record_dir: str = setting("/tmp",  # noqa: S108 - a directory on the FreeSWITCH node
         "Directory on the FreeSWITCH nodes where calls are recorded until `store` uploads "
         "them (a `record` of `recording://NAME`).")

@@ -9,6 +9,12 @@ jitter and declares and consumes every live subscription again.
 One greenlet reads the socket and runs the callbacks, so callbacks must be quick (hand the
 message to a waiter or a queue). Subscribing and cancelling from other greenlets only
 *writes* (``nowait`` methods) under a lock, so no two greenlets ever read the same socket.
+
+A subscription with ``ack=True`` (a call's control queue) is consumed with acknowledgements:
+a message is acknowledged once its handler returned, and given back to the queue
+(``basic.reject`` with requeue) when the handler raised, so a command is never lost with
+the process that received it. AMQP heartbeats every :data:`HEARTBEAT_S` seconds: RabbitMQ
+notices a hung process (and requeues what it held) within about two of them.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from whistle_tasks.core.log import get_logger
 log = get_logger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
+
+#: AMQP heartbeat (seconds) of the gevent inbox
+HEARTBEAT_S = 4
 
 
 class GeventWaiter:
@@ -62,6 +71,7 @@ class Subscription:
     durable: bool = False
     auto_delete: bool = True
     arguments: dict[str, Any] = field(default_factory=dict)
+    ack: bool = False                        # acknowledge after the handler (see above)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -77,7 +87,8 @@ class Inbox:
         self._stopping = False
         self.connected = False
         self.ready = gevent.event.Event()
-        self.stats = {"received": 0, "undecodable": 0, "handler_errors": 0, "reconnects": 0}
+        self.stats = {"received": 0, "undecodable": 0, "handler_errors": 0, "reconnects": 0,
+                      "requeued": 0}
 
     # -- subscriptions ----------------------------------------------------------------------
     def subscribe(self, sub: Subscription) -> Subscription:
@@ -136,7 +147,7 @@ class Inbox:
                          nowait=True)
         for exchange, key in sub.bindings:
             ch.queue_bind(sub.queue, exchange, key, nowait=True)
-        ch.basic_consume(sub.queue, consumer_tag=sub.tag, no_ack=True, nowait=True,
+        ch.basic_consume(sub.queue, consumer_tag=sub.tag, no_ack=not sub.ack, nowait=True,
                          callback=lambda message, s=sub: self._deliver(s, message))
 
     def _deliver(self, sub: Subscription, message: Any) -> None:  # noqa: ANN401
@@ -148,12 +159,33 @@ class Inbox:
         except (ValueError, UnicodeDecodeError) as exc:
             self.stats["undecodable"] += 1
             log.error("%s: undecodable message on %s dropped: %s", self.name, sub.queue, exc)
+            self._settle(sub, message, requeue=False)
             return
         try:
             sub.handler(body)
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - logged; an acked subscription requeues
             self.stats["handler_errors"] += 1
+            if sub.ack:
+                self.stats["requeued"] += 1
+                log.warning("%s: message on %s given back to the queue: %s", self.name,
+                            sub.queue, exc)
+                self._settle(sub, message, requeue=True)
+                return
             log.exception("%s: handler for %s failed", self.name, sub.queue)
+            return
+        self._settle(sub, message, requeue=False)
+
+    def _settle(self, sub: Subscription, message: Any, *, requeue: bool) -> None:  # noqa: ANN401
+        if not sub.ack:
+            return
+        try:
+            with self._lock:    # a py-amqp message: settled on its channel by its tag
+                if requeue:
+                    message.channel.basic_reject(message.delivery_tag, requeue=True)
+                else:
+                    message.channel.basic_ack(message.delivery_tag)
+        except Exception as exc:  # noqa: BLE001 - the connection is going: RabbitMQ requeues
+            log.warning("%s: could not settle a message of %s: %s", self.name, sub.queue, exc)
 
     def waiter(self) -> GeventWaiter:
         """Something a greenlet can wait on until a handler sets it."""
@@ -175,8 +207,16 @@ class Inbox:
             try:
                 self._connect()
                 delay = 0.2
+                checked = time.monotonic()
                 while not self._stopping:
-                    self._conn.drain_events()  # type: ignore[union-attr]
+                    try:
+                        self._conn.drain_events(timeout=1.0)  # type: ignore[union-attr]
+                    except TimeoutError:
+                        pass
+                    if time.monotonic() - checked >= 1.0:
+                        checked = time.monotonic()
+                        with self._lock:   # a heartbeat out; raises when RabbitMQ is mute
+                            self._conn.heartbeat_check()  # type: ignore[union-attr]
             except gevent.GreenletExit:
                 raise
             except Exception as exc:  # noqa: BLE001 - reconnect whatever happened
@@ -193,7 +233,7 @@ class Inbox:
                 delay = min(delay * 2, 10.0)
 
     def _connect(self) -> None:
-        conn = Connection(self.url, heartbeat=0, connect_timeout=5)
+        conn = Connection(self.url, heartbeat=HEARTBEAT_S, connect_timeout=5)
         conn.connect()
         wamqp.declare_exchanges(conn)
         with self._lock:

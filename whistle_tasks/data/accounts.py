@@ -9,7 +9,8 @@ Data model (Kazoo's layout, docs/design.md "CouchDB"):
 
 * ``accounts``: one document per account: ``name``, ``realm``, ``enabled``,
   ``pvt_account_db`` (``account/XX/YY/REST``), ``number_format`` (e164, npan, 1npan),
-  ``timezone`` (IANA, for time-of-day routing; UTC when absent).
+  ``timezone`` (IANA, for time-of-day routing; UTC when absent), ``caller_id`` and
+  ``caller_id_options`` (:mod:`schemas.caller_id`).
 * the account database: its devices (``pvt_type`` device, ``sip.username``,
   ``sip.password`` or only ``sip.a1_hash``, ``enabled``, ``caller_id``, ``codecs``,
   ``owner_id``...), users, groups and callflows (:mod:`whistle_tasks.data.callflows`).
@@ -22,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from whistle_tasks.core import numbers as numfmt
-from whistle_tasks.core.cache import MISSING, Cache
+from whistle_tasks.core.cache import MISSING, BatchedLoader, Cache
 from whistle_tasks.core.changes import on_change
 from whistle_tasks.core.couch import get_couch
 from whistle_tasks.core.log import get_logger
@@ -41,8 +42,8 @@ def cred_key(realm: str, username: str) -> str:
 
 
 def account_by_realm(realm: str) -> dict[str, Any] | None:
-    """``{"id", "name", "realm", "enabled", "account_db", "number_format", "timezone"}`` or
-    None."""
+    """``{"id", "name", "realm", "enabled", "account_db", "number_format", "timezone",
+    "caller_id", "caller_id_options"}`` or None."""
     realm = realm.lower()
 
     def load() -> Any:  # noqa: ANN401
@@ -65,19 +66,49 @@ def credentials(realm: str, username: str) -> dict[str, Any] | None:
     key = cred_key(realm, username)
     value = _credentials.get(key)
     if value is MISSING:
-        rows = get_couch().view("sip_auth", "credentials", "by_realm_user",
-                                key=[realm.lower(), username.lower()], limit=1)
-        value = rows[0]["value"] if rows else {"missing": True}
-        _credentials.set(key, value, ttl=NEGATIVE_TTL if value.get("missing") else None)
+        value = _cold_credentials.get(key)
     return None if value.get("missing") else value
 
 
-def prime() -> int:
-    """Load every account and credential into the caches (worker start); returns the count.
+def _read_credentials(keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The cold read of :func:`credentials`: every key missed at once in one multi-key
+    read of the view (the threads of a worker missing together share it), cached."""
+    rows = get_couch().view("sip_auth", "credentials", "by_realm_user",
+                            keys=[key.split("/", 1) for key in keys])
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("value") and "key" in row:
+            found.setdefault(cred_key(*row["key"]), row["value"])
+    if found:
+        _credentials.set_many(found)
+    for key in keys:
+        if key not in found:
+            found[key] = {"missing": True}
+            _credentials.set(key, found[key], ttl=NEGATIVE_TTL)
+    return found
 
-    Reads ``_all_docs`` rather than the views: it needs no index, so a freshly provisioned
-    or restarted CouchDB answers at once.
+
+_cold_credentials = BatchedLoader(_read_credentials)
+
+
+PRIME_PAGE = 5_000  # documents per CouchDB read when priming
+
+
+def prime(limit: int | None = None, hot: list[tuple[str, str]] | None = None,
+          page: int = PRIME_PAGE) -> int:
+    """Load every account and up to ``limit`` credentials into the caches (worker start);
+    returns the count. ``limit`` defaults to ``settings.prime_credentials``.
+
+    ``hot`` (realm, username) pairs — e.g. the devices registered now — are read first, by
+    multi-key reads of the ``credentials/by_realm_user`` view (``page`` keys a request);
+    the rest, up to ``limit``, in pages of ``_all_docs`` (no index needed, so a freshly
+    provisioned or restarted CouchDB answers at once). Start time and memory stay bounded
+    however many devices there are (``bench/registrar_start.py`` measures both); a
+    credential not primed is read from CouchDB on its first look-up.
     """
+    from whistle_tasks.core.config import settings
+
+    limit = settings.prime_credentials if limit is None else limit
     couch = get_couch()
     found: dict[str, dict[str, Any]] = {}
     for row in couch.all_docs("accounts", include_docs=True):
@@ -87,15 +118,43 @@ def prime() -> int:
                                    "realm": doc["realm"], "enabled": doc.get("enabled", True),
                                    "account_db": doc.get("pvt_account_db"),
                                    "number_format": doc.get("number_format", "e164"),
-                                   "timezone": doc.get("timezone")}
+                                   "timezone": doc.get("timezone"),
+                                   "caller_id": doc.get("caller_id"),
+                                   "caller_id_options": doc.get("caller_id_options")}
     _accounts.set_many(found)
-    creds: dict[str, dict[str, Any]] = {}
-    for row in couch.all_docs("sip_auth", include_docs=True):
-        doc = row.get("doc") or {}
-        if doc.get("pvt_type") == "device" and not doc.get("pvt_deleted") and doc.get("sip"):
-            creds[cred_key(doc["realm"], doc["sip"]["username"])] = credential_value(doc)
-    _credentials.set_many(creds)
-    return len(found) + len(creds)
+    primed = 0
+    seen: set[str] = set()
+    hot_keys = [[r.lower(), u.lower()] for r, u in (hot or [])][:max(0, limit)]
+    for start in range(0, len(hot_keys), page):
+        creds: dict[str, dict[str, Any]] = {}
+        for row in couch.view("sip_auth", "credentials", "by_realm_user",
+                              keys=hot_keys[start:start + page]):
+            if "value" in row and row["value"]:
+                creds[cred_key(*row["key"])] = row["value"]
+        seen.update(creds)
+        _credentials.set_many(creds)
+        primed += len(creds)
+    startkey: str | None = None
+    while primed < limit:
+        params: dict[str, Any] = {"include_docs": True, "limit": min(page, limit - primed) + 1}
+        if startkey is not None:
+            params["startkey"] = startkey
+        rows = couch.all_docs("sip_auth", **params)
+        more = len(rows) == params["limit"]
+        if more:
+            startkey = rows.pop()["id"]  # the first of the next page
+        creds = {}
+        for row in rows:
+            doc = row.get("doc") or {}
+            if doc.get("pvt_type") == "device" and not doc.get("pvt_deleted") and doc.get("sip"):
+                key = cred_key(doc["realm"], doc["sip"]["username"])
+                if key not in seen:
+                    creds[key] = credential_value(doc)
+        _credentials.set_many(creds)
+        primed += len(creds)
+        if not more:
+            break
+    return len(found) + primed
 
 
 def credential_value(doc: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +163,8 @@ def credential_value(doc: dict[str, Any]) -> dict[str, Any]:
             "account_id": doc.get("pvt_account_id"),
             "enabled": doc.get("enabled", True) is not False,
             "name": doc.get("name"), "owner_id": doc.get("owner_id"),
-            "caller_id": doc.get("caller_id"), "codecs": doc.get("codecs"),
+            "caller_id": doc.get("caller_id"),
+            "caller_id_options": doc.get("caller_id_options"), "codecs": doc.get("codecs"),
             "call_timeout": doc.get("call_timeout"), "sip_headers": doc.get("sip_headers")}
 
 

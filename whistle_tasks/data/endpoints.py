@@ -13,7 +13,7 @@ from whistle_tasks.data import accounts, registrations
 
 def options(*docs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Route fields from device/number/node documents (later documents win). Caller id is
-    not among them: :func:`whistle_tasks.data.caller_id.for_bridge` chooses it."""
+    not among them: :func:`whistle_tasks.data.caller_id.for_legs` chooses it."""
     out: dict[str, Any] = {}
     for doc in docs:
         if not doc:

@@ -22,6 +22,14 @@ finds no complete hash loads the user's documents from CouchDB into it the same 
 concurrent newer write or tombstone wins over what it loaded). Each process also keeps
 what it read for one second.
 
+Repeats: a phone re-REGISTERs every few seconds to minutes, and a replayed or redelivered
+event repeats a version already stored. Writes of one contact are serialized within a
+process (striped locks: no conflict storm between a worker's own threads), and each
+process remembers for :data:`WRITTEN_TTL` seconds the newest version of each contact it
+wrote or found; a ``reg_success`` that is not newer than that is answered ``older`` at
+once, without a CouchDB read-modify-write (measured: the first writes of a storm of repeats
+held every registrar thread past the lookups' 2.5 s budget; RELIABILITY.md, "Soak").
+
 :func:`contacts` is what a call to a user rings: every live contact, newest first.
 """
 
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -52,8 +61,17 @@ LOCAL_TTL = 1
 #: Documents per CouchDB bulk request (node sync).
 BULK = 500
 
+#: How long a process remembers the newest version of a contact it wrote or found.
+WRITTEN_TTL = 60
+#: Locks serializing the writes of one contact within a process (by the document's id).
+WRITE_STRIPES = 64
+
 _hashes = VersionedHashes("regs")
 _local = Cache("regs-read", ttl=LOCAL_TTL, shared=False)
+_written = Cache("regs-written", ttl=WRITTEN_TTL, shared=False)
+_stripes = [threading.Lock() for _ in range(WRITE_STRIPES)]
+#: repeats answered from memory, without a CouchDB write (a counter, for tests and ops)
+STATS = {"repeats_skipped": 0}
 
 REG_FIELDS = (
     "Contact", "Event-Timestamp", "Expires", "Realm", "Username", "From-User", "From-Host",
@@ -159,6 +177,17 @@ def _put(doc: dict[str, Any], *, merge: bool = False) -> bool:
     """Write ``doc`` unless its contact holds a newer (or the same) version; True if
     written. ``merge``: keep the fields of a live stored registration that ``doc`` lacks
     (a node sync knows less about a registration than its reg_success did)."""
+    with _stripes[int(doc["_id"][:8], 16) % WRITE_STRIPES]:
+        known = _written.get(doc["_id"])
+        if not merge and known is not MISSING and known >= doc["Event-Timestamp"]:
+            STATS["repeats_skipped"] += 1   # the same or an older version: nothing to do
+            return False
+        return _put_now(doc, merge=merge)
+
+
+def _put_now(doc: dict[str, Any], *, merge: bool) -> bool:
+    """The read-modify-write of :func:`_put` (True if written); remembers the version
+    CouchDB holds now."""
     kept: list[dict[str, Any]] = []
 
     def newer_wins(current: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -181,7 +210,10 @@ def _put(doc: dict[str, Any], *, merge: bool = False) -> bool:
         raise Conflict(f"registration {doc['_id']}: still conflicting", 409)
     # Redis gets what CouchDB holds now (ours, or the newer one that stayed: a writer that
     # died between its two writes leaves Redis behind; this heals it)
-    _to_redis([saved or kept[0]] if (saved or kept) else [])
+    now_held = saved or (kept[0] if kept else None)
+    _to_redis([now_held] if now_held else [])
+    if now_held is not None:
+        _written.set(doc["_id"], float(now_held["Event-Timestamp"]))
     return saved is not None
 
 
@@ -216,6 +248,7 @@ def deregister(realm: str, username: str, contact: str | None = None) -> int:
 
 def _forget_users(keys: Iterable[str]) -> None:
     keys = list(dict.fromkeys(keys))
+    _written.clear_local()  # documents were deleted: remember no version of them
     _hashes.delete(*keys)
     for key in keys:
         _local.delete(key)
@@ -379,6 +412,7 @@ def expire(now: float | None = None) -> int:
     rows = couch.view(DB, "registrations", "by_expiry", endkey=now)
     if not rows:
         return 0
+    _written.clear_local()
     results = couch.bulk_docs(DB, [{"_id": r["id"], "_rev": r["value"]["rev"], "_deleted": True}
                                    for r in rows])
     removed = 0
@@ -398,6 +432,12 @@ def expire(now: float | None = None) -> int:
 
 def prime() -> int:
     """Copy every user's registrations into Redis (worker start); returns how many users."""
+    return len(prime_users())
+
+
+def prime_users() -> list[tuple[str, str]]:
+    """:func:`prime`, returning the (realm, username) of every registered user (the devices
+    whose credentials are hot: the registrar primes those first)."""
     rows = get_couch().view(DB, "registrations", "by_user", include_docs=True)
     by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -406,4 +446,4 @@ def prime() -> int:
             by_user[user_key(doc["Realm"], doc["Username"])].append(doc)
     for key, docs in by_user.items():
         _hashes.merge(key, [_hash_item(d) for d in docs], complete=True, empty_ttl=EMPTY_TTL)
-    return len(by_user)
+    return [(docs[0]["Realm"], docs[0]["Username"]) for docs in by_user.values()]

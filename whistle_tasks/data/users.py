@@ -10,9 +10,10 @@ A **group** (``pvt_type`` ``group``) is a named list of members for ring groups:
 ``members`` (``{"type": "device"|"user"|"number", "id", "timeout"?, "delay"?}``),
 ``strategy`` and ``timeout``.
 
-Caches: ``user`` (``account/username``), ``user_devices`` (``account/user id`` → device
-usernames) and ``group`` (``account/name``); the writer (:mod:`whistle_tasks.ops.users`)
-deletes the shared entries and broadcasts; the listeners below drop the local ones.
+Caches: ``user`` (``account/username``), ``user_by_id`` (``account/user id``),
+``user_devices`` (``account/user id`` → device usernames) and ``group``
+(``account/name``); the writer (:mod:`whistle_tasks.ops.users`) deletes the shared
+entries and broadcasts; the listeners below drop the local ones.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ NEGATIVE_TTL = 60
 
 _users = Cache("user")
 _devices = Cache("user_devices")
+_users_by_id = Cache("user_by_id")
 _groups = Cache("group")
 
 
@@ -47,6 +49,22 @@ def user(account: Mapping[str, Any], username: str) -> dict[str, Any] | None:
         doc = rows[0].get("doc") if rows else None
         value = doc if doc else {"missing": True}
         _users.set(key, value, ttl=NEGATIVE_TTL if doc is None else None)
+    return None if value.get("missing") else value
+
+
+def by_id(account: Mapping[str, Any], user_id: str) -> dict[str, Any] | None:
+    """The user whose document id is ``user_id`` (a device's ``owner_id``), or None."""
+    key = f"{account['id']}/{user_id}"
+    value = _users_by_id.get(key)
+    if value is MISSING:
+        try:
+            doc = get_couch().get(str(account["account_db"]), user_id)
+        except NotFound:
+            doc = None
+        if doc is not None and (doc.get("pvt_type") != "user" or doc.get("pvt_deleted")):
+            doc = None
+        value = doc if doc else {"missing": True}
+        _users_by_id.set(key, value, ttl=NEGATIVE_TTL if doc is None else None)
     return None if value.get("missing") else value
 
 
@@ -80,9 +98,11 @@ def forget_user(account_id: str, username: str | None, user_id: str | None, *,
             _users.delete(f"{account_id}/{username.lower()}")
         if user_id:
             _devices.delete(f"{account_id}/{user_id}")
+            _users_by_id.delete(f"{account_id}/{user_id}")
     else:
         _users.clear_local()
         _devices.clear_local()
+        _users_by_id.clear_local()
 
 
 def forget_group(account_id: str, name: str | None, *, shared: bool) -> None:

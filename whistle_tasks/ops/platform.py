@@ -38,8 +38,10 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
+import redis
+
 from schemas.keys import whapp_key
-from whistle_tasks.core import amqp
+from whistle_tasks.core import amqp, leases
 from whistle_tasks.core.amqp import WHAPP_BINDINGS, whapp_queue
 from whistle_tasks.core.config import redact_url, settings
 from whistle_tasks.core.log import get_logger
@@ -297,6 +299,7 @@ class NodeState:
     state: str
     events: int | None = None
     reconnects: int | None = None
+    role: str = ""                  # "active" | "standby" (redundant bridges), "" if older
 
 
 @dataclass(frozen=True)
@@ -355,8 +358,8 @@ def bridge_state(listen: str | None = None, auth: str | None = None,
         words = line.split()
         if len(words) == 2 and words[0] == "amqp":
             amqp_state = words[1]
-        elif len(words) == 3 and words[0] == "node":
-            nodes.append((words[1], words[2]))
+        elif len(words) in (3, 4) and words[0] == "node":
+            nodes.append((words[1], words[2], words[3] if len(words) == 4 else ""))
     if status not in (200, 503) or not amqp_state:
         return BridgeState(address, False, problem=f"gave an unexpected /health answer at "
                            f"{address} (HTTP {status})")
@@ -370,7 +373,7 @@ def bridge_state(listen: str | None = None, auth: str | None = None,
         log.warning("bridge /metrics unreadable: %s", exc)
     return BridgeState(address, True, amqp_state, tuple(
         NodeState(name, state, counters.get(("events", name)),
-                  counters.get(("reconnects", name))) for name, state in nodes))
+                  counters.get(("reconnects", name)), role) for name, state, role in nodes))
 
 
 # -- registrations ------------------------------------------------------------------------
@@ -418,6 +421,8 @@ class PlatformStatus:
     queues: dict[str, QueueState] = field(default_factory=dict)
     workers: dict[str, list[str]] = field(default_factory=dict)   # worker -> queues
     registrations: RegistrationCount | None = None
+    #: redundant bridges per FreeSWITCH hostname: {"active": Server-ID, "bridges": {id: role}}
+    leases: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -431,7 +436,9 @@ class PlatformStatus:
             "bridge": {"address": self.bridge.address, "answered": self.bridge.answered,
                        "amqp": self.bridge.amqp or None, "problem": self.bridge.problem or None,
                        "nodes": [{"name": n.name, "state": n.state, "events": n.events,
-                                  "reconnects": n.reconnects} for n in self.bridge.nodes]},
+                                  "reconnects": n.reconnects, "role": n.role or None}
+                                 for n in self.bridge.nodes]},
+            "leases": self.leases,
             "queues": [{"whapp": name, "queue": q.name, "messages": q.messages,
                         "consumers": q.consumers, "workers": by_queue.get(q.name, []),
                         "problem": q.problem or None} for name, q in self.queues.items()],
@@ -461,6 +468,16 @@ def platform_status(timeout: float = DEFAULT_TIMEOUT) -> PlatformStatus:
                             "configured (WHISTLE_FS_NODES)")
         problems.extend(f"FreeSWITCH node {n.name}: {n.state} (the bridge is not connected "
                         "to it)" for n in bridge.nodes if n.state != "connected")
+    try:
+        status.leases = leases.bridges_of_nodes(settings.redis_url)
+    except (redis.RedisError, OSError) as exc:
+        if settings.bridge_lease_ms > 0:
+            problems.append(f"Redis ({redact_url(settings.redis_url)}): the bridges' leases "
+                            f"are unreadable: {exc}")
+    for host, lease in status.leases.items():
+        if lease["active"] is None:
+            problems.append(f"FreeSWITCH {host}: no bridge is active (standing by: "
+                            f"{', '.join(lease['bridges']) or 'none'})")
     names = whapp_names()
     try:
         status.queues = queue_states(names)   # a whapp's queue is named after it

@@ -8,11 +8,14 @@ Errors are :class:`ProvisioningError` with a message fit for an operator.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
+from schemas import caller_id as cid
 from schemas.route import GATEWAY_INVITE_FORMATS
 from whistle_tasks.core import changes
 from whistle_tasks.core import numbers as numfmt
@@ -23,6 +26,8 @@ from whistle_tasks.data import accounts
 log = get_logger(__name__)
 
 NUMBER_TARGETS = ("device", "uri", "gateway", "app", "error")
+#: refused writes by reason (``refused_caller_id``), for metrics and tests
+STATS: collections.Counter[str] = collections.Counter()
 
 
 class ProvisioningError(ValueError):
@@ -31,6 +36,38 @@ class ProvisioningError(ValueError):
 
 def _now() -> int:
     return int(time.time())
+
+
+def caller_id_changes(changes_: Mapping[str, Any],
+                      current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``changes_`` with its ``caller_id`` / ``caller_id_options`` checked
+    (:mod:`schemas.caller_id`; :class:`ProvisioningError` naming the field) and, for an
+    update of ``current``, merged into what it has field by field (an empty value removes
+    a field). Used by every write of a device, user or account, CLI and API alike."""
+    out = dict(changes_)
+    try:
+        if out.get("caller_id") is not None:
+            raw = out["caller_id"]
+            checked = cid.check(raw)
+            if current is None:
+                out["caller_id"] = checked
+            else:
+                expanded = {k: v for k, v in raw.items() if k in cid.KINDS}
+                flat = {k: raw[k] for k in cid.FIELDS if k in raw}
+                if flat:
+                    expanded["internal"] = {**(expanded.get("internal") or {}), **flat}
+                out["caller_id"] = cid.merge(current.get("caller_id"), expanded)
+        if out.get("caller_id_options") is not None:
+            options = cid.check_options(out["caller_id_options"])
+            if current is not None:
+                options = {**cid.normalize_options(current.get("caller_id_options")),
+                           **options}
+            out["caller_id_options"] = options
+    except cid.CallerIdError as exc:
+        STATS["refused_caller_id"] += 1
+        log.warning("caller id refused: %s", exc)
+        raise ProvisioningError(str(exc)) from None
+    return out
 
 
 def a1_hash(username: str, realm: str, password: str) -> str:
@@ -96,12 +133,14 @@ def set_account_enabled(realm: str, enabled: bool) -> dict[str, Any]:
 
 
 def update_account(realm: str, changes_: dict[str, Any]) -> dict[str, Any]:
-    """Change fields of an account (``enabled``, ``timezone``, ``number_format``)."""
+    """Change fields of an account (``enabled``, ``timezone``, ``number_format``,
+    ``caller_id``, ``caller_id_options``)."""
     if "timezone" in changes_:
         check_timezone(changes_["timezone"])
     if "number_format" in changes_ and changes_["number_format"] not in numfmt.FORMATS:
         raise ProvisioningError(f"number format must be one of {', '.join(numfmt.FORMATS)}")
     account = get_account(realm)
+    changes_ = caller_id_changes(changes_, account)
     saved = get_couch().update("accounts", account["_id"],
                                lambda cur: None if cur is None else
                                {**cur, **changes_, "pvt_modified": _now()})
@@ -201,8 +240,9 @@ def _device_doc(account: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
         if len(a1) != 32 or any(c not in "0123456789abcdef" for c in a1):
             raise ProvisioningError("an a1-hash is 32 hex digits: md5(user:realm:password)")
         sip["a1_hash"] = a1
-    extra = {k: v for k, v in row.items() if k not in ("username", "password", "a1_hash", "name")
-             and v not in (None, "")}
+    extra = caller_id_changes({k: v for k, v in row.items()
+                               if k not in ("username", "password", "a1_hash", "name")
+                               and v not in (None, "")})
     return {"_id": uuid.uuid4().hex, "pvt_type": "device", "name": row.get("name") or username,
             "enabled": True, "sip": sip, "realm": account["realm"],
             "pvt_account_id": account["_id"], "pvt_account_db": account["pvt_account_db"],
@@ -231,7 +271,8 @@ def update_device(realm: str, username: str, changes_: dict[str, Any]) -> dict[s
     couch = get_couch()
     for _ in range(10):
         in_account = couch.get(current["pvt_account_db"], current["_id"])
-        new = {**in_account, **changes_, "pvt_modified": _now()}
+        new = {**in_account, **caller_id_changes(changes_, in_account),
+               "pvt_modified": _now()}
         try:
             saved = _write_device(new)
             break

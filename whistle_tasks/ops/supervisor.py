@@ -156,7 +156,7 @@ def _workers_of(settings: Settings, whapp: str, override: Mapping[str, int]) -> 
 def platform_specs(settings: Settings, *, only: Iterable[str] | None = None,
                    workers: Mapping[str, int] | None = None, bridge: bool = True,
                    media: bool = True, beat: bool = True, flower: bool = True,
-                   api: bool = True,
+                   api: bool = True, bridges: int = 1,
                    run_dir: str | Path = ".run",
                    python: str = sys.executable) -> list[ProcessSpec]:
     """The processes of one Whistle box, from the settings.
@@ -165,6 +165,8 @@ def platform_specs(settings: Settings, *, only: Iterable[str] | None = None,
     ``workers`` overrides ``workers_of`` per whapp (0 runs none). ``python`` is the
     interpreter whose Celery runs (``python -m celery``), so a venv's Celery is used even
     when its ``bin/`` is not on ``PATH``; the bridge is that venv's ``whistle bridge``.
+    ``bridges`` > 1 runs that many bridges for the same nodes (redundant: one active per
+    node, by lease), on consecutive HTTP ports from ``WHISTLE_HTTP_LISTEN``'s.
     """
     from whistle_tasks.core.amqp import WHAPP_BINDINGS
 
@@ -190,9 +192,22 @@ def platform_specs(settings: Settings, *, only: Iterable[str] | None = None,
         nodes = ",".join(":".join(n.strip().split(":")[:2])
                          for n in settings.fs_nodes.split(",") if n.strip())
         whistle = Path(python).parent / "whistle"
-        specs.append(ProcessSpec(
-            "bridge", (str(whistle), "bridge"), address=f"http://{settings.http_listen}",
-            summary=f"whistle bridge (FreeSWITCH {nodes or 'none'})"))
+        if bridges < 1:
+            raise SpecError("--bridges must be at least 1")
+        for i in range(bridges):
+            env: dict[str, str] = {}
+            listen = settings.http_listen
+            if bridges > 1:
+                listen = f"{host}:{int(port) + i}"
+                env = {"WHISTLE_HTTP_LISTEN": listen,
+                       "WHISTLE_BRIDGE_LEASE_MS": str(settings.bridge_lease_ms or 2000)}
+                if settings.spool_dir:
+                    env["WHISTLE_SPOOL_DIR"] = str(Path(settings.spool_dir) / f"bridge-{i + 1}")
+            role = f", redundant {i + 1}/{bridges}" if bridges > 1 else ""
+            specs.append(ProcessSpec(
+                "bridge" if i == 0 else f"bridge-{i + 1}", (str(whistle), "bridge"), env=env,
+                address=f"http://{listen}",
+                summary=f"whistle bridge (FreeSWITCH {nodes or 'none'}{role})"))
     if media:
         host, port = _split_address(settings.media_listen, "WHISTLE_MEDIA_LISTEN")
         if settings.media_workers < 1:

@@ -21,6 +21,7 @@ from whistle_tasks.core.couch import Conflict, get_couch
 from whistle_tasks.data import users
 from whistle_tasks.ops.provisioning import (
     ProvisioningError,
+    caller_id_changes,
     get_account,
     get_device,
     update_device,
@@ -54,7 +55,8 @@ def _changed(account: Mapping[str, Any], action: str, doc: Mapping[str, Any]) ->
 
 
 def create_user(realm: str, username: str, *, name: str | None = None,
-                caller_id: Mapping[str, str] | None = None,
+                caller_id: Mapping[str, Any] | None = None,
+                caller_id_options: Mapping[str, Any] | None = None,
                 voicemail_box: str | None = None) -> dict[str, Any]:
     account = get_account(realm)
     username = _username(username)
@@ -64,21 +66,14 @@ def create_user(realm: str, username: str, *, name: str | None = None,
                            "name": name or username, "do_not_disturb": False,
                            "pvt_account_id": account["_id"], "pvt_created": _now(),
                            "pvt_modified": _now()}
-    if caller_id:
-        doc["caller_id"] = _caller_id(caller_id)
+    doc.update(caller_id_changes({"caller_id": caller_id or None,
+                                  "caller_id_options": caller_id_options or None}))
+    doc = {k: v for k, v in doc.items() if v is not None}
     if voicemail_box:
         doc["voicemail_box"] = str(voicemail_box)
     saved = get_couch().save(account["pvt_account_db"], doc)
     _changed(account, "created", saved)
     return saved
-
-
-def _caller_id(value: Mapping[str, str]) -> dict[str, str]:
-    out = {k: str(v) for k, v in value.items() if k in ("name", "number") and v}
-    number = out.get("number")
-    if number is not None and not cf.NUMBER.ok(number):
-        raise ProvisioningError(f"invalid caller id number {number!r}")
-    return out
 
 
 def get_user(realm: str, username: str) -> dict[str, Any]:
@@ -102,6 +97,14 @@ def list_users(realm: str) -> list[dict[str, Any]]:
             for row in rows if row.get("doc")]
 
 
+def user_devices(realm: str, user_id: str) -> list[str]:
+    """The usernames of the devices the user ``user_id`` owns."""
+    account = get_account(realm)
+    rows = get_couch().view(account["pvt_account_db"], "users", "devices_by_owner",
+                            key=user_id)
+    return sorted(row["value"] for row in rows)
+
+
 def update_user(realm: str, username: str, changes_: Mapping[str, Any]) -> dict[str, Any]:
     account = get_account(realm)
     current = get_user(realm, username)
@@ -110,7 +113,8 @@ def update_user(realm: str, username: str, changes_: Mapping[str, Any]) -> dict[
         doc = couch.get(account["pvt_account_db"], current["_id"])
         try:
             saved = couch.save(account["pvt_account_db"],
-                               {**doc, **changes_, "pvt_modified": _now()})
+                               {**doc, **caller_id_changes(changes_, doc),
+                                "pvt_modified": _now()})
             break
         except Conflict:
             continue
@@ -187,11 +191,17 @@ def parse_member(text: str) -> dict[str, Any]:
         if key not in ("timeout", "delay") or not value.isdigit():
             raise ProvisioningError(f"member {text!r}: {knob!r} is not timeout=S or delay=S")
         member[key] = int(value)
+    return check_member(member, text)
+
+
+def check_member(member: Mapping[str, Any], label: str | None = None) -> dict[str, Any]:
+    """A ring group member as declared (``schemas.callflow.MEMBER``), or
+    :class:`ProvisioningError` naming each bad field."""
     errors = cf.MEMBER.errors(member)
     if errors:
-        raise ProvisioningError(f"member {text!r}: " + "; ".join(
+        raise ProvisioningError(f"member {label or dict(member)!r}: " + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in errors.items()))
-    return member
+    return dict(member)
 
 
 def _check_members(realm: str, account: Mapping[str, Any],

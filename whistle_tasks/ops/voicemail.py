@@ -147,6 +147,54 @@ def delete_message(realm: str, mailbox: str, message_id: str) -> None:
     publish_mwi(account, found.get("owner_id"))
 
 
+def move_message(realm: str, mailbox: str, message_id: str, folder: str) -> dict[str, Any]:
+    """File a message as ``saved`` (heard: the lamp goes off when none is new) or back as
+    ``new``; message-waiting follows."""
+    if folder not in vm.FOLDERS:
+        raise ProvisioningError(f"folder must be one of {', '.join(vm.FOLDERS)}")
+    account, found, _msg = _message_of(realm, mailbox, message_id)
+    moved = vm.move(account["pvt_account_db"], message_id, folder)
+    if moved is None:
+        raise ProvisioningError(f"no message {message_id} in mailbox {mailbox}")
+    publish_mwi(account, found.get("owner_id"))
+    return moved
+
+
+def get_message(realm: str, mailbox: str, message_id: str) -> dict[str, Any]:
+    return _message_of(realm, mailbox, message_id)[2]
+
+
+def message_audio(realm: str, mailbox: str, message_id: str) -> bytes:
+    """The recorded audio (WAV) of one message."""
+    account, _found, msg = _message_of(realm, mailbox, message_id)
+    if media.attachment_of(msg, vm.MESSAGE_FILE) is None:
+        raise ProvisioningError(f"no audio for message {message_id}")
+    return _attachment(account["pvt_account_db"], msg["_id"], vm.MESSAGE_FILE)
+
+
+def store_greeting(realm: str, mailbox: str, data: bytes, declared: str = "") -> dict[str, Any]:
+    """The box's greeting (WAV), played to callers before the tone; replaces the older one."""
+    account, found = get_box(realm, mailbox)
+    length_ms = check_audio(data, f"greeting of {mailbox}", declared)
+    db = account["pvt_account_db"]
+    couch = get_couch()
+    couch.put_attachment(db, found["_id"], vm.GREETING_FILE, data, audio.WAV)
+    facts = {"length_ms": length_ms, "bytes": len(data), "content_type": audio.WAV,
+             "stored_at": int(time.time())}
+    saved = couch.update(db, found["_id"], lambda cur: None if cur is None else {
+        **cur, "pvt_media": {**(cur.get("pvt_media") or {}), vm.GREETING_FILE: facts}})
+    changes.broadcast("edited", vm.BOX_TYPE, found["_id"], realm=account["realm"],
+                      account_id=account["_id"])
+    return saved or found
+
+
+def greeting_audio(realm: str, mailbox: str) -> bytes:
+    account, found = get_box(realm, mailbox)
+    if media.attachment_of(found, vm.GREETING_FILE) is None:
+        raise ProvisioningError(f"no greeting for mailbox {mailbox}")
+    return _attachment(account["pvt_account_db"], found["_id"], vm.GREETING_FILE)
+
+
 # -- prompts ---------------------------------------------------------------------------------
 
 def upload_prompt(path: str | Path, *, name: str | None = None,
@@ -155,20 +203,51 @@ def upload_prompt(path: str | Path, *, name: str | None = None,
     account's own when ``realm`` is given, else the system-wide one every account plays
     unless it has its own. Replaces an older recording of the same name."""
     path = Path(path)
-    name = (name or path.stem).strip().lower()
-    if not name or len(name) > 64 or not set(name) <= PROMPT_NAME_CHARS or name[0] in "._-":
-        raise ProvisioningError(f"invalid prompt name {name!r} (letters, digits, _ - .)")
+    name = check_prompt_name(name or path.stem)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ProvisioningError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return store_prompt(data, name=name, realm=realm, source=path.name)
+
+
+def check_prompt_name(name: str) -> str:
+    """The prompt name as stored (lower case), or :class:`ProvisioningError`."""
+    name = name.strip().lower()
+    if not name or len(name) > 64 or not set(name) <= PROMPT_NAME_CHARS or name[0] in "._-":
+        raise ProvisioningError(f"invalid prompt name {name!r} (letters, digits, _ - .)")
+    return name
+
+
+def check_audio(data: bytes, what: str, declared: str = "") -> int:
+    """The length in ms of a WAV file fit to keep, else :class:`AudioRefused` (a declared
+    Content-Type that is not a WAV file's, content that is not PCM WAV) or
+    :class:`AudioTooLarge` (over ``WHISTLE_MEDIA_MAX_BYTES``)."""
     if len(data) > settings.media_max_bytes:
-        raise ProvisioningError(f"{path}: {len(data)} bytes is over WHISTLE_MEDIA_MAX_BYTES "
-                                f"({settings.media_max_bytes})")
+        raise AudioTooLarge(f"{what}: {len(data)} bytes is over WHISTLE_MEDIA_MAX_BYTES "
+                            f"({settings.media_max_bytes})")
     try:
-        length_ms = audio.wav_length_ms(data)
+        if declared:
+            audio.check_declared(declared)
+        return audio.wav_length_ms(data)
     except audio.AudioError as exc:
-        raise ProvisioningError(f"{path}: {exc}") from None
+        raise AudioRefused(f"{what}: {exc}") from None
+
+
+class AudioRefused(ProvisioningError):
+    """Not audio we keep (not a PCM WAV file, or declared as something else)."""
+
+
+class AudioTooLarge(ProvisioningError):
+    """Audio over ``WHISTLE_MEDIA_MAX_BYTES``."""
+
+
+def store_prompt(data: bytes, *, name: str, realm: str | None = None, source: str = "",
+                 declared: str = "") -> dict[str, Any]:
+    """Store WAV ``data`` as prompt ``name`` (the account's own when ``realm`` is given,
+    else the system-wide one); replaces an older recording of the same name."""
+    name = check_prompt_name(name)
+    length_ms = check_audio(data, source or name, declared)
     account = get_account(realm) if realm else None
     account_id = account["_id"] if account else ""
     db = media.database(account_id)
@@ -179,7 +258,8 @@ def upload_prompt(path: str | Path, *, name: str | None = None,
 
     def prompt_doc(current: dict[str, Any] | None) -> dict[str, Any]:
         doc = {**(current or {}), "pvt_type": media.MEDIA_TYPE, "name": name,
-               "media_file": f"{name}.wav", "source": path.name, "pvt_modified": now}
+               "media_file": f"{name}.wav", "source": source or f"{name}.wav",
+               "pvt_modified": now}
         if account:
             doc["pvt_account_id"] = account["_id"]
         doc.setdefault("pvt_created", now)
@@ -196,3 +276,36 @@ def upload_prompt(path: str | Path, *, name: str | None = None,
     changes.broadcast("edited", media.MEDIA_TYPE, doc_id,
                       realm=account["realm"] if account else None, account_id=account_id or None)
     return saved or {"_id": doc_id}
+
+
+def list_prompts(realm: str | None = None) -> list[dict[str, Any]]:
+    """The prompts stored for ``realm`` (None: the system-wide ones), by name."""
+    account_id = get_account(realm)["_id"] if realm else ""
+    couch = get_couch()
+    db = media.database(account_id)
+    if not account_id:
+        couch.ensure_db(db)
+    rows = couch.all_docs(db, startkey="media-", endkey="media-\ufff0", include_docs=True)
+    return sorted((r["doc"] for r in rows if (r.get("doc") or {}).get("pvt_type")
+                   == media.MEDIA_TYPE and not r["doc"].get("pvt_deleted")),
+                  key=lambda d: d["name"])
+
+
+def prompt_audio(realm: str | None, name: str) -> tuple[bytes, str]:
+    """``(wav bytes, file name)`` of a stored prompt (the account's own when ``realm``)."""
+    name = check_prompt_name(name)
+    account_id = get_account(realm)["_id"] if realm else ""
+    db = media.database(account_id)
+    doc = get_couch().get_or_none(db, media.prompt_id(name))
+    if not doc or doc.get("pvt_type") != media.MEDIA_TYPE or doc.get("pvt_deleted") \
+            or media.attachment_of(doc, str(doc.get("media_file") or "")) is None:
+        raise ProvisioningError(f"no prompt {name}")
+    return _attachment(db, doc["_id"], doc["media_file"]), doc["media_file"]
+
+
+def _attachment(db: str, doc_id: str, name: str) -> bytes:
+    resp = get_couch().get_attachment(db, doc_id, name)
+    try:
+        return resp.content
+    finally:
+        resp.close()

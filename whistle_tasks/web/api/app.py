@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from whistle_tasks.core import log
 from whistle_tasks.core.config import settings
-from whistle_tasks.web.api import auth, calls, operations, provisioning
+from whistle_tasks.web.api import auth, calls, operations, pbx, provisioning
+from whistle_tasks.web.api.pbx_schemas import CONVERTERS as PBX_CONVERTERS
 from whistle_tasks.web.api.schemas import CONVERTERS
 
 CONSOLE = Path(__file__).resolve().parent / "console"
@@ -42,20 +43,24 @@ def create_app() -> Flask:
                            "description": "whk_<id>_<secret>, from `whistle api-key create`"}}},
         },
     )
-    app.url_map.converters.update(CONVERTERS)
+    app.url_map.converters.update({**CONVERTERS, **PBX_CONVERTERS})
     api = Api(app)
-    for converter in CONVERTERS.values():  # documented as patterns in the OpenAPI document
+    # documented as patterns in the OpenAPI document
+    for converter in (*CONVERTERS.values(), *PBX_CONVERTERS.values()):
         api.register_converter(converter, lambda c: {"type": "string",
                                                      "pattern": f"^{c.regex}$"})
     api.register_blueprint(provisioning.blp)
     api.register_blueprint(calls.blp)
     api.register_blueprint(operations.blp)
+    api.register_blueprint(pbx.blp)
     app.before_request(auth.check)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> tuple[dict[str, Any], int]:
+        data = getattr(exc, "data", None) or {}   # a view's own limit (audio) says so
         return {"code": 413, "status": "Request Entity Too Large",
-                "message": f"request bodies are limited to {settings.api_max_body} bytes"}, 413
+                "message": data.get("message")
+                or f"request bodies are limited to {settings.api_max_body} bytes"}, 413
 
     @app.errorhandler(NotFound)
     def not_found(exc: NotFound) -> tuple[dict[str, Any], int]:

@@ -34,7 +34,9 @@ def refuse(exc: ProvisioningError, field: str) -> None:
 def account_view(doc: dict[str, Any]) -> dict[str, Any]:
     return {"id": doc["_id"], "name": doc.get("name"), "realm": doc.get("realm"),
             "enabled": doc.get("enabled", True) is not False,
-            "number_format": doc.get("number_format", "e164")}
+            "number_format": doc.get("number_format", "e164"),
+            "caller_id": doc.get("caller_id") or {},
+            "caller_id_options": doc.get("caller_id_options") or {}}
 
 
 def device_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +45,9 @@ def device_view(doc: dict[str, Any]) -> dict[str, Any]:
             "realm": doc.get("realm"), "name": doc.get("name"),
             "enabled": doc.get("enabled", True) is not False,
             "auth": "password" if sip.get("password") else "a1-hash",
-            "caller_id": doc.get("caller_id") or {}, "owner_id": doc.get("owner_id")}
+            "caller_id": doc.get("caller_id") or {},
+            "caller_id_options": doc.get("caller_id_options") or {},
+            "owner_id": doc.get("owner_id")}
 
 
 # --- accounts -----------------------------------------------------------------------------
@@ -80,9 +84,15 @@ class AccountOne(MethodView):
     @blp.arguments(s.AccountPatch)
     @blp.response(200, s.Account)
     def patch(self, body: dict[str, Any], account_id: str) -> dict[str, Any]:
-        """Enable or disable the account (every device refused while disabled)."""
+        """Enable or disable the account (every device refused while disabled), or change
+        its caller id (``caller_id``, ``caller_id_options``: what its devices and users
+        present when they set none)."""
         account = auth.account(account_id)
-        return account_view(prov.set_account_enabled(account["realm"], body["enabled"]))
+        try:
+            saved = prov.update_account(account["realm"], dict(body))
+        except ProvisioningError as exc:
+            refuse(exc, "caller_id")
+        return account_view(saved)
 
 
 # --- devices ------------------------------------------------------------------------------
@@ -102,7 +112,7 @@ class Devices(MethodView):
     @blp.response(201, s.Device)
     def post(self, body: dict[str, Any], account_id: str) -> dict[str, Any]:
         account = auth.account(account_id)
-        extra = {"caller_id": body["caller_id"]} if body.get("caller_id") else {}
+        extra = {k: body[k] for k in ("caller_id", "caller_id_options") if body.get(k)}
         try:
             doc = prov.create_device(account["realm"], body["username"],
                                      password=body.get("password"), a1=body.get("a1_hash"),
@@ -133,8 +143,8 @@ class DeviceOne(MethodView):
         """Change a device; it takes effect on its very next authentication."""
         account, doc = self._device(account_id, device_id)
         username = doc["sip"]["username"]
-        changes: dict[str, Any] = {k: body[k] for k in ("name", "enabled", "caller_id")
-                                   if k in body}
+        changes: dict[str, Any] = {k: body[k] for k in ("name", "enabled", "caller_id",
+                                                        "caller_id_options") if k in body}
         if body.get("password"):
             changes["sip"] = {"username": username, "password": body["password"]}
         elif body.get("a1_hash"):

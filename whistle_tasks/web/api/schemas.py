@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.routing import BaseConverter
 
+from schemas import caller_id as cid
 from schemas.route import GATEWAY_INVITE_FORMATS
 from whistle_tasks.core import numbers as numfmt
 
@@ -45,6 +46,37 @@ class Strict(Schema):
         unknown = RAISE
 
 
+# --- caller id (schemas/caller_id.py: one definition for the CLI, the API and callflows) ---
+
+class CallerIdField(fields.Dict):
+    """A ``caller_id``: ``{internal?, external?}`` each ``{name?, number?}`` (a flat
+    ``{name, number}`` is internal); errors name the inner field. An empty value removes
+    that field on PATCH."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any,  # noqa: ANN401
+                     **kwargs: Any) -> dict[str, Any]:  # noqa: ANN401
+        try:
+            cid.check(value)
+        except cid.CallerIdError as exc:
+            raise ValidationError({path.removeprefix("caller_id").lstrip(".") or "_schema":
+                                   reasons for path, reasons in exc.errors.items()}) from None
+        return dict(value)
+
+
+class CallerIdOptionsField(fields.Dict):
+    """``caller_id_options``: ``outbound_privacy`` (none, name, number, full),
+    ``lock_external`` (bool)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any,  # noqa: ANN401
+                     **kwargs: Any) -> dict[str, Any]:  # noqa: ANN401
+        try:
+            return cid.check_options(value)
+        except cid.CallerIdError as exc:
+            raise ValidationError({path.removeprefix("caller_id_options").lstrip(".")
+                                   or "_schema": reasons
+                                   for path, reasons in exc.errors.items()}) from None
+
+
 # --- accounts -----------------------------------------------------------------------------
 
 class Account(Schema):
@@ -53,6 +85,8 @@ class Account(Schema):
     realm = fields.Str()
     enabled = fields.Bool()
     number_format = fields.Str()
+    caller_id = fields.Dict()
+    caller_id_options = fields.Dict()
 
 
 class AccountCreate(Strict):
@@ -64,7 +98,14 @@ class AccountCreate(Strict):
 
 
 class AccountPatch(Strict):
-    enabled = fields.Bool(required=True)
+    enabled = fields.Bool()
+    caller_id = CallerIdField()
+    caller_id_options = CallerIdOptionsField()
+
+    @validates_schema
+    def something(self, data: dict[str, Any], **_: Any) -> None:  # noqa: ANN401
+        if not data:
+            raise ValidationError("nothing to change", field_name="_schema")
 
 
 class AccountList(Schema):
@@ -79,12 +120,6 @@ A1_HASH = validate.Regexp(r"^[0-9a-fA-F]{32}$",
                           error="32 hex digits: md5(user:realm:password)")
 
 
-class CallerId(Strict):
-    name = fields.Str(validate=validate.Length(max=64))
-    number = fields.Str(validate=validate.Regexp(r"^\+?[0-9*#]{1,32}$",
-                                                 error="digits, optionally after +"))
-
-
 class Device(Schema):
     id = fields.Str()
     username = fields.Str()
@@ -93,6 +128,7 @@ class Device(Schema):
     enabled = fields.Bool()
     auth = fields.Str(metadata={"description": "password or a1-hash (secrets are write-only)"})
     caller_id = fields.Dict()
+    caller_id_options = fields.Dict()
     owner_id = fields.Str(allow_none=True)
 
 
@@ -101,7 +137,8 @@ class DeviceCreate(Strict):
     password = fields.Str(validate=validate.Length(1, 128), load_only=True)
     a1_hash = fields.Str(validate=A1_HASH, load_only=True)
     name = fields.Str(validate=validate.Length(1, 128))
-    caller_id = fields.Nested(CallerId)
+    caller_id = CallerIdField()
+    caller_id_options = CallerIdOptionsField()
 
     @validates_schema
     def one_secret(self, data: dict[str, Any], **_: Any) -> None:  # noqa: ANN401
@@ -115,7 +152,8 @@ class DevicePatch(Strict):
     enabled = fields.Bool()
     password = fields.Str(validate=validate.Length(1, 128), load_only=True)
     a1_hash = fields.Str(validate=A1_HASH, load_only=True)
-    caller_id = fields.Nested(CallerId)
+    caller_id = CallerIdField()
+    caller_id_options = CallerIdOptionsField()
 
     @validates_schema
     def not_both(self, data: dict[str, Any], **_: Any) -> None:  # noqa: ANN401

@@ -55,6 +55,9 @@ class Context:
     #: the user whose call forwarding the call follows (and whether it keeps the caller id)
     forwarded_by: Mapping[str, Any] | None = None
     keep_caller_id: bool = True
+    #: what a ``set_caller_id`` node set for the bridges after it
+    caller_id: dict[str, Any] = field(default_factory=dict)
+    caller_id_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def realm(self) -> str:
@@ -77,10 +80,28 @@ class Context:
         """The time now in ``zone`` (else the account's time zone)."""
         return self.clock().astimezone(self.timezone(zone))
 
-    def caller_id(self, override: Mapping[str, Any] | None = None) -> dict[str, str]:
-        """The caller id to present on a bridge this call makes (one rule for every bridge:
-        :func:`whistle_tasks.data.caller_id.for_bridge`); ``override``: the node's
-        ``caller_id``."""
-        return caller_id.for_bridge(self.caller, account=self.account, override=override,
-                                    forwarded_by=self.forwarded_by,
-                                    keep_caller_id=self.keep_caller_id)
+    def with_caller_id(self, legs: list[dict[str, Any]],
+                       override: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``legs`` with the caller id each presents (one rule for every bridge:
+        :func:`whistle_tasks.data.caller_id.for_legs`): the call's ``set_caller_id``, under
+        the bridge node's own ``caller_id`` (``override``). Raises
+        :class:`~whistle_tasks.data.caller_id.Refused` (``lock_external``)."""
+        return caller_id.for_legs(legs, self.caller, account=self.account,
+                                  override=self.override(override),
+                                  override_options=self.caller_id_options or None,
+                                  forwarded_by=self.forwarded_by,
+                                  keep_caller_id=self.keep_caller_id)
+
+    def override(self, node: Mapping[str, Any] | None = None) -> dict[str, dict[str, str]]:
+        """The call's caller id override: ``set_caller_id``'s, then the node's on top."""
+        merged: dict[str, dict[str, str]] = {}
+        for layer in (self.caller_id, node):
+            for kind, pair in caller_id.node_override(layer).items():
+                merged[kind] = {**merged.get(kind, {}), **pair}
+        return merged
+
+    def presented(self, kind: str = "internal") -> dict[str, str]:
+        """``{name?, number?}`` this call presents on a ``kind`` leg."""
+        return caller_id.presented(self.caller, kind, account=self.account,
+                                   override=self.override(), forwarded_by=self.forwarded_by,
+                                   keep_caller_id=self.keep_caller_id)

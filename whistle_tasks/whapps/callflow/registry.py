@@ -50,6 +50,7 @@ BUILTIN = (
     "whistle_tasks.whapps.callflow.modules.rooms",
     "whistle_tasks.whapps.callflow.apps.attendant",
     "whistle_tasks.whapps.callflow.modules.voicemail",
+    "whistle_tasks.whapps.callflow.modules.caller_id",
 )
 
 

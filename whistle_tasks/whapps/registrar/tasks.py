@@ -98,8 +98,9 @@ def _prime(sender: Any = None, **_: Any) -> None:  # noqa: ANN401
     if WHAPP not in queues:
         return
     try:
-        primed = accounts.prime()
-        regs = registrations.prime()
+        users = registrations.prime_users()
+        regs = len(users)
+        primed = accounts.prime(hot=users)
         log.info("registrar ready: %d accounts/credentials and %d registrations cached",
                  primed, regs)
     except CouchError as exc:

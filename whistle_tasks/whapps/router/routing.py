@@ -57,12 +57,14 @@ def find_account(request: dict[str, Any], number: str) -> dict[str, Any] | None:
     return None
 
 
-def caller_identity(request: dict[str, Any], data: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
-    """Caller-id for the outgoing leg (the one rule: :mod:`whistle_tasks.data.caller_id`);
-    ``data``: the node's, whose ``caller_id`` overrides."""
-    return caller_id.for_bridge(request.get("Custom-Channel-Vars") or {},
-                                override=(data or {}).get("caller_id"))
+def with_caller_id(request: dict[str, Any], account: dict[str, Any],
+                   legs: list[dict[str, Any]], data: dict[str, Any] | None = None
+                   ) -> list[dict[str, Any]]:
+    """The legs with the caller id each presents (the one rule:
+    :mod:`whistle_tasks.data.caller_id`); ``data``: the node's, whose ``caller_id``
+    overrides. :class:`caller_id.Refused` when a locked external leg has none."""
+    return caller_id.for_legs(legs, request.get("Custom-Channel-Vars") or {},
+                              account=account, override=(data or {}).get("caller_id"))
 
 
 def route(request: dict[str, Any]) -> dict[str, Any]:
@@ -99,11 +101,15 @@ def direct_answer(account: dict[str, Any], match: callflows.Match,
     if root.get("children"):
         return None
     name, data = root.get("module"), root.get("data") or {}
-    if name == "device" and isinstance(data.get("username"), str):
-        return _to_device(account, data["username"], caller_identity(request, data), data)
-    if name == "forward" and (data.get("uri") or data.get("gateway")):
-        return {"Method": "bridge", "Routes": [{**caller_identity(request, data),
-                                                **endpoints.forward(data, match.number)}]}
+    try:
+        if name == "device" and isinstance(data.get("username"), str):
+            return _to_device(account, data["username"], request, data)
+        if name == "forward" and (data.get("uri") or data.get("gateway")):
+            return {"Method": "bridge", "Routes": with_caller_id(
+                request, account, [endpoints.forward(data, match.number)], data)}
+    except caller_id.Refused as exc:
+        log.warning("route %s in %s refused: %s", match.number, account["realm"], exc)
+        return error(caller_id.REFUSED_CODE, caller_id.REFUSED_MESSAGE)
     if name == "respond":
         code = int(data.get("code") or 500)
         if code >= 300:
@@ -111,7 +117,7 @@ def direct_answer(account: dict[str, Any], match: callflows.Match,
     return None
 
 
-def _to_device(account: dict[str, Any], username: str, caller: dict[str, Any],
+def _to_device(account: dict[str, Any], username: str, request: dict[str, Any],
                data: dict[str, Any]) -> dict[str, Any] | None:
     found, why = endpoints.device(account["realm"], username, data, account_id=account["id"])
     if why in ("unknown", "disabled"):
@@ -119,7 +125,7 @@ def _to_device(account: dict[str, Any], username: str, caller: dict[str, Any],
     if why == "unregistered":
         log.info("route to %s@%s: not registered", username, account["realm"])
         return error(480)
-    routes = [{**caller, **route} for route in found]
+    routes = with_caller_id(request, account, found, data)
     if len(routes) == 1:
         return {"Method": "bridge", "Routes": routes}
     # every phone of the device at once: the first to answer wins

@@ -4,7 +4,7 @@
 "use strict";
 
 const state = { key: sessionStorage.getItem("whistle-key") || "", account: null,
-                deviceCursor: null, stream: null };
+                deviceCursor: null, stream: null, callflowId: null };
 const $ = (id) => document.getElementById(id);
 const text = (v) => (v === undefined || v === null ? "" : String(v));
 
@@ -94,7 +94,8 @@ async function login(event) {
 
 const loaders = {
   registrations: loadRegistrations, calls: loadCalls, cdrs: loadCdrs,
-  devices: () => loadDevices(true), numbers: loadNumbers, callflows: loadCallflows,
+  devices: () => loadDevices(true), numbers: loadNumbers,
+  callflows: () => { previewCallflow(); return loadCallflows(); }, users: loadUsers,
 };
 
 function show(tab) {
@@ -241,20 +242,25 @@ async function addNumber(event) {
                    form.reset(); loadNumbers(); }
 }
 
-// a callflow as a tree: each node's module and data, its children below it
-function tree(node) {
+// a callflow as a tree: each node's module and data, its children below it; each item
+// carries its path (flow, flow.children.1...) so a validation error can be shown on it
+function tree(node, path) {
+  path = path || "flow";
   const li = document.createElement("li");
+  li.dataset.path = path;
   const label = document.createElement("code");
-  label.textContent = node.module || "?";
+  const ok = node && typeof node === "object" && !Array.isArray(node);
+  label.textContent = (ok && node.module) || "?";
   li.appendChild(label);
-  const data = node.data && Object.keys(node.data).length ? " " + JSON.stringify(node.data) : "";
+  const data = ok && node.data && typeof node.data === "object" && Object.keys(node.data).length
+    ? " " + JSON.stringify(node.data) : "";
   li.appendChild(document.createTextNode(data));
-  const children = node.children || {};
+  const children = (ok && node.children && typeof node.children === "object") ? node.children : {};
   const keys = Object.keys(children);
   if (keys.length) {
     const ul = document.createElement("ul");
     for (const k of keys) {
-      const child = tree(children[k]);
+      const child = tree(children[k], `${path}.children.${k}`);
       if (k !== "_") child.prepend(document.createTextNode(`[${k}] `));
       ul.appendChild(child);
     }
@@ -268,19 +274,194 @@ async function loadCallflows() {
   const box = $("callflow-trees");
   box.innerHTML = "";
   if (!result.ok) {
-    message("callflow-msg", false, result.status === 404
-      ? "this server has no callflows endpoint yet" : (result.data && result.data.message));
+    message("callflow-msg", false, (result.data && result.data.message) || "failed");
     return;
   }
-  message("callflow-msg", true, "");
-  for (const cf of result.data.data || []) {
+  const flows = result.data.data || [];
+  message("callflow-msg", true, `${flows.length} callflow${flows.length === 1 ? "" : "s"}`);
+  for (const cf of flows) {
     const h = document.createElement("h3");
-    h.textContent = `${(cf.numbers || []).join(", ")} ${cf.name || cf.id || ""}`;
+    h.dataset.callflow = cf.id;
+    h.textContent = `${(cf.numbers || []).join(", ")} ${cf.name || ""} `;
+    const edit = document.createElement("button");
+    edit.textContent = "Edit";
+    edit.onclick = () => editCallflow(cf);
+    const remove = document.createElement("button");
+    remove.textContent = "Delete";
+    remove.onclick = async () => {
+      await api("DELETE", base() + "/callflows/" + encodeURIComponent(cf.id));
+      loadCallflows();
+    };
+    h.append(edit, " ", remove);
     const ul = document.createElement("ul");
     ul.className = "tree";
     ul.appendChild(tree(cf.flow || {}));
     box.append(h, ul);
   }
+}
+
+// --- the callflow editor: JSON on the left, its tree and the API's errors on the right ----
+
+function editCallflow(cf) {
+  state.callflowId = cf ? cf.id : null;
+  $("callflow-mode").textContent = cf ? `Editing ${cf.id}` : "New callflow";
+  const shown = cf ? { name: cf.name || "", numbers: cf.numbers || [], patterns: cf.patterns || [],
+                       flow: cf.flow } : { name: "", numbers: [], flow: { module: "device",
+                       data: { username: "" }, children: {} } };
+  if (cf && !(cf.patterns || []).length) delete shown.patterns;
+  $("callflow-json").value = JSON.stringify(shown, null, 2);
+  previewCallflow();
+}
+
+function previewCallflow() {
+  const preview = $("callflow-preview");
+  const errors = $("callflow-errors");
+  preview.innerHTML = "";
+  errors.innerHTML = "";
+  let doc;
+  try { doc = JSON.parse($("callflow-json").value); } catch (e) {
+    const li = document.createElement("li");
+    li.dataset.path = "_json";
+    li.textContent = "not JSON: " + e.message;
+    errors.appendChild(li);
+    return null;
+  }
+  if (doc && typeof doc === "object" && doc.flow) preview.appendChild(tree(doc.flow));
+  return doc;
+}
+
+function showCallflowErrors(result) {
+  const errors = $("callflow-errors");
+  errors.innerHTML = "";
+  const found = (result.data && result.data.errors && result.data.errors.json) || {};
+  const entries = Object.entries(found);
+  if (!entries.length) {
+    const li = document.createElement("li");
+    li.textContent = (result.data && result.data.message) || "error " + result.status;
+    errors.appendChild(li);
+    return;
+  }
+  for (const [path, reasons] of entries) {
+    const words = [].concat(reasons).map((r) => typeof r === "string" ? r : JSON.stringify(r));
+    const li = document.createElement("li");
+    li.dataset.path = path;
+    li.textContent = `${path}: ${words.join(" ")}`;
+    errors.appendChild(li);
+    // mark the deepest node of the tree the path is inside of
+    let node = null;
+    for (const el of $("callflow-preview").querySelectorAll("li[data-path]")) {
+      const p = el.dataset.path;
+      if ((path === p || path.startsWith(p + ".")) &&
+          (!node || p.length > node.dataset.path.length)) node = el;
+    }
+    if (node) {
+      node.classList.add("bad");
+      const why = document.createElement("span");
+      why.className = "why";
+      why.textContent = path.slice(node.dataset.path.length + 1) + ": " + words.join(" ");
+      node.insertBefore(why, node.querySelector("ul"));
+    }
+  }
+}
+
+async function saveCallflow() {
+  const doc = previewCallflow();
+  if (doc === null) return;
+  const result = state.callflowId
+    ? await api("PUT", base() + "/callflows/" + encodeURIComponent(state.callflowId), doc)
+    : await api("POST", base() + "/callflows", doc);
+  if (!result.ok) { showCallflowErrors(result); return; }
+  message("callflow-msg", true, `callflow ${result.data.id} saved`);
+  editCallflow(result.data);
+  const shown = $("callflow-msg").textContent;
+  await loadCallflows();
+  message("callflow-msg", true, shown);
+}
+
+// --- users --------------------------------------------------------------------------------
+
+async function loadUsers() {
+  const result = await api("GET", base() + "/users");
+  const rows = $("user-rows");
+  rows.innerHTML = "";
+  for (const u of (result.data && result.data.data) || []) {
+    const tr = document.createElement("tr");
+    tr.dataset.user = u.username;
+    cell(tr, u.username); cell(tr, u.name); cell(tr, (u.devices || []).join(", "));
+    const dnd = document.createElement("button");
+    dnd.className = "dnd";
+    dnd.textContent = u.do_not_disturb ? "on (turn off)" : "off (turn on)";
+    dnd.onclick = () => changeUser(u, { do_not_disturb: !u.do_not_disturb });
+    cell(tr, "").appendChild(dnd);
+    const fwd = cell(tr, "");
+    const cf = u.call_forward || {};
+    if (cf.enabled) {
+      fwd.append(`to ${cf.number || cf.uri} `);
+      const stop = document.createElement("button");
+      stop.className = "fwd-off";
+      stop.textContent = "Stop";
+      stop.onclick = () => changeUser(u, { call_forward: { to: null } });
+      fwd.appendChild(stop);
+    } else {
+      const to = document.createElement("input");
+      to.className = "fwd-to";
+      to.placeholder = "+14155550100";
+      to.size = 14;
+      const go = document.createElement("button");
+      go.className = "fwd-on";
+      go.textContent = "Forward";
+      go.onclick = () => changeUser(u, { call_forward: { to: to.value.trim() } });
+      fwd.append(to, " ", go);
+    }
+    const err = document.createElement("span");
+    err.className = "err";
+    err.dataset.for = "call_forward";
+    fwd.appendChild(err);
+    cell(tr, u.voicemail_box || "");
+    rows.appendChild(tr);
+  }
+}
+
+async function changeUser(user, body) {
+  const result = await api("PATCH", base() + "/users/" + encodeURIComponent(user.username), body);
+  if (!result.ok) {
+    const row = document.querySelector(`#user-rows tr[data-user="${user.username}"]`);
+    const err = row && row.querySelector(".err");
+    const fields = (result.data && result.data.errors && result.data.errors.json) || {};
+    const reasons = fields.call_forward || fields._schema;
+    if (err) err.textContent = reasons ? JSON.stringify(reasons).replace(/[{}\[\]"]/g, " ").trim()
+                                       : (result.data && result.data.message) || "refused";
+    return;
+  }
+  message("user-msg", true, `user ${user.username} changed`);
+  loadUsers();
+}
+
+async function createUser(event) {
+  event.preventDefault();
+  const form = $("user-form");
+  const body = {};
+  for (const name of ["username", "name"]) {
+    const v = form.elements[name].value.trim();
+    if (v) body[name] = v;
+  }
+  const result = await api("POST", base() + "/users", body);
+  showErrors(form, result);
+  if (result.ok) { message("user-msg", true, `user ${result.data.username} created`);
+                   form.reset(); loadUsers(); }
+}
+
+// --- click-to-call ------------------------------------------------------------------------
+
+async function clickToCall(event) {
+  event.preventDefault();
+  const form = $("c2c-form");
+  const body = { from: form.elements.from.value.trim(), to: form.elements.to.value.trim() };
+  message("c2c-msg", true, `ringing ${body.from}…`);
+  const result = await api("POST", base() + "/click-to-call", body);
+  showErrors(form, result);
+  if (result.ok) message("c2c-msg", true, `call ${result.data.call_id} placed`);
+  else message("c2c-msg", false, (result.data && result.data.message) || "failed");
 }
 
 // --- the live stream (SSE over fetch, so the key stays in a header) ------------------------
@@ -344,6 +525,11 @@ $("login-form").addEventListener("submit", login);
 $("device-form").addEventListener("submit", createDevice);
 $("number-form").addEventListener("submit", addNumber);
 $("cdr-form").addEventListener("submit", loadCdrs);
+$("user-form").addEventListener("submit", createUser);
+$("c2c-form").addEventListener("submit", clickToCall);
+$("callflow-json").addEventListener("input", previewCallflow);
+$("callflow-save").addEventListener("click", saveCallflow);
+$("callflow-new").addEventListener("click", () => editCallflow(null));
 $("device-more").addEventListener("click", () => loadDevices(false));
 // calls and registrations: refreshed every 3 s as well, whatever the stream misses
 setInterval(() => {

@@ -12,7 +12,9 @@ of every device the user owns, after the user's do-not-disturb and call forwardi
 (``always``: straight to the forward; ``busy``/``no_answer``: after ringing). A forward to
 a URI is a bridge; to a number, the callflow continues at that number's callflow (the
 account's, or its ``no_match`` for an outside number), as if dialled. The caller id every
-bridge presents is the context's one rule (:meth:`Context.caller_id`).
+leg presents is the context's one rule (:meth:`Context.with_caller_id`): the internal id
+to devices, the external one to gateways and URIs; a call whose caller may not leave with
+the caller id it has (``lock_external``) is answered 403 ``Caller ID Not Allowed``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from whistle_tasks.core.log import get_logger
-from whistle_tasks.data import callflows, endpoints, users
+from whistle_tasks.data import caller_id, callflows, endpoints, users
 from whistle_tasks.whapps.callflow.context import Goto
 from whistle_tasks.whapps.callflow.registry import module
 
@@ -56,8 +58,14 @@ def ring(call: Call, context: Context, legs: list[dict[str, Any]], *, timeout: i
     """One bridge to ``legs``; its outcome (see :func:`outcome_of`)."""
     if not legs:
         return "unavailable"
-    options: dict[str, Any] = {"Continue-On-Fail": True,
-                               **context.caller_id(data.get("caller_id"))}
+    try:
+        legs = context.with_caller_id(legs, data.get("caller_id"))
+    except caller_id.Refused as exc:
+        log.warning("%s: call refused: %s (lock_external, no external caller id)",
+                    context.path, exc)
+        call.respond(caller_id.REFUSED_CODE, caller_id.REFUSED_MESSAGE)
+        return None
+    options: dict[str, Any] = {"Continue-On-Fail": True}
     if data.get("ringback"):
         options["Ringback"] = str(data["ringback"])
     disposition = call.bridge(legs, timeout=timeout, method=method, **options)

@@ -28,7 +28,7 @@ import schemas.voicemail  # noqa: F401 - declares the modules' data
 from schemas import contracts
 from whistle_tasks.core.couch import CouchError
 from whistle_tasks.core.log import get_logger
-from whistle_tasks.data import accounts, media
+from whistle_tasks.data import media
 from whistle_tasks.data import voicemail as vm
 from whistle_tasks.whapps.callflow.errors import CommandFailed, Timeout
 from whistle_tasks.whapps.callflow.modules.media import answered
@@ -72,20 +72,18 @@ def _find_box(context: Context, data: Mapping[str, Any]) -> dict[str, Any] | Non
 
 
 def _caller(call: Call, context: Context) -> tuple[str, str]:
-    """``(name, number)`` of who calls: as the switch saw them, else the calling device's
-    configured caller id, else its user name."""
+    """``(name, number)`` of who calls: the internal caller id the call presents (the one
+    rule, :meth:`Context.presented`), else as the switch saw them, else the calling
+    device's user name."""
+    presented = context.presented("internal")
+    if presented.get("number"):
+        return presented.get("name", ""), presented["number"]
     for event in reversed(call.events):
         number = event.get("Caller-ID-Number")
         if number:
-            return str(event.get("Caller-ID-Name") or ""), str(number)
-    realm, user = context.caller.get("Realm"), context.caller.get("Username")
-    if realm and user:
-        device = accounts.credentials(str(realm), str(user)) or {}
-        configured = device.get("caller_id") or {}
-        if isinstance(configured, Mapping) and configured.get("number"):
-            return str(configured.get("name") or ""), str(configured["number"])
-        return "", str(user)
-    return "", ""
+            return presented.get("name") or str(event.get("Caller-ID-Name") or ""), str(number)
+    user = context.caller.get("Username")
+    return presented.get("name", ""), str(user or "")
 
 
 def send(contract: Any, msg: dict[str, Any]) -> None:  # noqa: ANN401
