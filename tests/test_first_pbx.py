@@ -17,6 +17,7 @@ test's own), the path of ``whistle``, the media service and the SMTP relay the w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -27,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests import fskit, mediakit, pcapkit, support
+from tests import fskit, mediakit, pcapkit, phonekit, support
 from tests.bridgekit import EventSink
 from whistle_tasks.data import registrations
 from whistle_tasks.ops import provisioning
@@ -116,35 +117,47 @@ def udp_port() -> int:
 
 
 class Phones:
-    """The README's devices registered from ports of their own, each then waiting for a call
-    there with a scenario; un-registered at the end (a later test's phones are the only
-    contacts)."""
+    """The README's devices registered from ports of their own (from the test process:
+    tests/phonekit.py, which answers the message-waiting NOTIFY FreeSWITCH sends after the
+    REGISTER of a phone whose owner has a mailbox; a SIPp callee would take it for its one
+    call), each then waiting for a call there with a SIPp scenario; un-registered at the
+    end (a later test's phones are the only contacts)."""
 
     def __init__(self, fs: fskit.Platform, pbx: dict[str, Any]) -> None:
         self.fs, self.pbx = fs, pbx
-        self.ports: list[tuple[str, int]] = []
+        self.registered: list[tuple[str, int, str]] = []
 
-    def _register(self, user: str, port: int, expires: int) -> fskit.SippResult:
-        return self.fs.sipp.run("register.xml", port=port, service=user, user=user,
-                                password=self.pbx["passwords"][user],
-                                variables={"realm": self.pbx["realm"], "expires": expires})
-
-    def start(self, user: str, scenario: str) -> fskit.Background:
+    def start(self, user: str, scenario: str, *, notified: bool = False) -> fskit.Background:
+        """``notified``: the phone's owner has a mailbox (answer its NOTIFY first)."""
         realm, port = self.pbx["realm"], udp_port()
-        result = self._register(user, port, 3600)
-        assert result.ok, result.describe()
-        self.ports.append((user, port))
-        support.wait_until(lambda: registrations.lookup(realm, user), timeout=30,
-                           what=f"{user} registered")
+        listener = phonekit.SipListener(port, user)
+        try:
+            call_id = listener.register(self.fs.fs.sip_port, realm, user,
+                                        self.pbx["passwords"][user])
+            self.registered.append((user, port, call_id))
+            support.wait_until(lambda: registrations.lookup(realm, user), timeout=30,
+                               what=f"{user} registered")
+            if notified:
+                # FreeSWITCH asks for the count on a phone's first REGISTER only
+                # (send-message-query-on-register first-only): a later one gets none
+                with contextlib.suppress(AssertionError):
+                    listener.summary(timeout=10)
+        finally:
+            listener.close()
         found = self.fs.sipp.start(scenario, port=port, service=user, timeout=120)
         support.wait_until(lambda: found.listening(port), timeout=10, what=f"{user}'s SIPp")
         return found
 
     def close(self) -> None:
-        for user, port in self.ports:
+        for user, port, call_id in self.registered:
             support.wait_until(lambda port=port: fskit._bindable(port, (socket.SOCK_DGRAM,)),
                                timeout=130, what=f"{user}'s SIPp to end")
-            self._register(user, port, 0)
+            listener = phonekit.SipListener(port, user)
+            try:
+                listener.register(self.fs.fs.sip_port, self.pbx["realm"], user,
+                                  self.pbx["passwords"][user], expires=0, call_id=call_id)
+            finally:
+                listener.close()
 
 
 @pytest.fixture()
@@ -172,8 +185,8 @@ def test_the_readme_is_what_is_run() -> None:
 
 def test_alices_extension_rings_both_her_phones(freeswitch: fskit.Platform,
                                                 pbx: dict[str, Any], phones: Phones) -> None:
-    desk = phones.start("1001", "uas_ring_cancel.xml")
-    soft = phones.start("1002", "uas_answer.xml")
+    desk = phones.start("1001", "uas_ring_cancel.xml", notified=True)
+    soft = phones.start("1002", "uas_answer.xml", notified=True)
     caller = call(freeswitch, pbx["realm"], "1000", "uac_call.xml")
     assert caller.ok and caller.final_status("INVITE") == "200", caller.describe()
     answered, rang = soft.wait(30), desk.wait(30)
@@ -185,8 +198,8 @@ def test_by_day_the_menu_takes_key_1_to_sales(freeswitch: fskit.Platform,
                                               pbx: dict[str, Any], sink: EventSink,
                                               phones: Phones) -> None:
     realm = pbx["realm"]
-    desk = phones.start("1001", "uas_answer.xml")
-    soft = phones.start("1002", "uas_ring_cancel.xml")
+    desk = phones.start("1001", "uas_answer.xml", notified=True)
+    soft = phones.start("1002", "uas_ring_cancel.xml", notified=True)
     pcapkit.dtmf_pcap("1", freeswitch.sipp.dir / "menu-keys.pcap")
     done: dict[str, fskit.SippResult] = {}
     thread = threading.Thread(target=lambda: done.setdefault(
