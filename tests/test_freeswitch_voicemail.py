@@ -20,7 +20,6 @@ inherits WHISTLE_MEDIA_URL and WHISTLE_SMTP_URL from this module's environment.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import threading
@@ -31,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests import fskit, mediakit, pcapkit, support
+from tests import fskit, mediakit, pcapkit, phonekit, support
 from tests.bridgekit import EventSink
 from whistle_tasks.core.couch import get_couch
 from whistle_tasks.data import cdrs, media, registrations
@@ -90,63 +89,10 @@ def udp_port() -> int:
     return fskit.free_port((socket.SOCK_DGRAM,))
 
 
-class Phone:
-    """A phone registered with SIPp, then listening on its contact's port in this process:
-    it answers 200 to whatever FreeSWITCH sends (NOTIFY, OPTIONS) and keeps the NOTIFYs."""
-
-    def __init__(self, fs: fskit.Platform, realm: str, user: str) -> None:
-        self.port = register(fs, realm, user)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        support.wait_until(self._bind, timeout=10, what=f"{user}'s port free again")
-        self.sock.settimeout(0.2)
-        self.notifies: list[str] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _bind(self) -> bool:
-        try:
-            self.sock.bind(("127.0.0.1", self.port))
-        except OSError:
-            return False
-        return True
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            text = data.decode("utf-8", "replace")
-            if text.startswith("SIP/2.0"):
-                continue
-            head = text.split("\r\n\r\n", 1)[0].split("\r\n")
-            keep = [line for line in head[1:] if re.match(
-                r"(?i)(via|from|to|call-id|cseq)\s*:", line)]
-            reply = "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
-            self.sock.sendto(reply.encode(), peer)
-            if head[0].startswith("NOTIFY "):
-                self.notifies.append(text)
-
-    def summary(self, waiting: str, counts: str, timeout: float = 40) -> str:
-        """The first NOTIFY with ``Messages-Waiting: <waiting>`` and ``Voice-Message:
-        <counts>`` (e.g. ``yes``, ``1/0``)."""
-        def found() -> str | None:
-            for text in list(self.notifies):
-                if re.search(rf"(?mi)^Messages-Waiting:\s*{waiting}\s*$", text) and re.search(
-                        rf"(?mi)^Voice-Message:\s*{re.escape(counts)}\b", text):
-                    return text
-            return None
-
-        return support.wait_until(found, timeout=timeout,
-                                  what=f"a NOTIFY {waiting} {counts} (got {self.notifies})")
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-        self.thread.join(5)
+def owners_phone(fs: fskit.Platform, realm: str, user: str) -> phonekit.SipListener:
+    """A phone registered with SIPp, then listening on its contact's port in this process
+    (it answers and keeps FreeSWITCH's NOTIFYs)."""
+    return phonekit.SipListener(register(fs, realm, user), user)
 
 
 def register(fs: fskit.Platform, realm: str, user: str) -> int:
@@ -209,7 +155,7 @@ def test_a_ring_group_nobody_answers_falls_to_voicemail_with_real_audio(
         freeswitch: fskit.Platform, account: str, services: dict[str, Any]) -> None:
     realm, mailbox = account, services["mailbox"]
     owner(realm)
-    phone = Phone(freeswitch, realm, "1001")          # the owner's phone: MWI goes there
+    phone = owners_phone(freeswitch, realm, "1001")          # the owner's phone: MWI goes there
     try:
         members = {user: register(freeswitch, realm, user) for user in ("1002", "1003")}
         user_ops.save_group(realm, "sales", [{"type": "device", "id": u, "timeout": 4}
@@ -271,7 +217,7 @@ def test_the_owner_checks_the_box_by_dtmf_and_deletes_the_message(
     # play_and_get_digits does not wait for keys after a prompt file it cannot open
     for name in ("vm-enter_pass", "vm-main_menu", "vm-listen_to_recording"):
         vm_ops.upload_prompt(mediakit.write_wav(tmp_path / f"{name}.wav", 0.3), realm=realm)
-    phone = Phone(freeswitch, realm, "1001")
+    phone = owners_phone(freeswitch, realm, "1001")
     try:
         cf_ops.save(realm, {"numbers": ["4100"], "flow": {
             "module": "voicemail_check", "data": {"mailbox": "1001"}}})

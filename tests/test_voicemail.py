@@ -136,6 +136,8 @@ def test_leave_a_message(bridge: dict, standin: EslStandIn, realm: str, script: 
     (kept,) = support.wait_until(lambda: messages(realm), timeout=10, what="the message")
     assert kept["folder"] == "new" and kept["length"] == 2500
     assert kept["caller_id_number"] == "2000"
+    # the leg's CDR will name the message (set on the channel before the recording)
+    assert ("set", f"ecallmgr_Voicemail-Message-ID={kept['_id']}") in kit.apps(standin, call_id)
     stored = get_couch().get_attachment(kept["pvt_account_db"], kept["_id"], vm.MESSAGE_FILE)
     assert stored.content == Path(path).read_bytes()
     assert audio_check.wav_length_ms(stored.content) == 2500
