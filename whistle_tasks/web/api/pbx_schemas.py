@@ -71,8 +71,6 @@ class User(Schema):
     do_not_disturb = fields.Bool()
     call_forward = fields.Nested(Forward)
     voicemail_box = fields.Str(allow_none=True)
-    caller_id = fields.Dict()
-    caller_id_options = fields.Dict()
     devices = fields.List(fields.Str(), metadata={"description": "usernames of its devices"})
     caller_id = fields.Dict()
     caller_id_options = fields.Dict()
