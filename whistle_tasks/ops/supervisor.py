@@ -514,7 +514,9 @@ class Supervisor:
                 alive = run is not None and not run.exited.is_set()
                 if alive:
                     state = "running"
-                elif child.next_start is not None:
+                elif child.next_start is not None or (run is not None and not self._stopping):
+                    # an exit the loop has not handled yet still gets its restart: it is in
+                    # back-off from the moment it ended, not "stopped" for an instant
                     state = "backoff"
                 else:
                     state = "stopped"
