@@ -19,7 +19,9 @@ import secrets
 import socket
 import threading
 
-from tests import support
+from tests import fskit, support
+from whistle_tasks.data import registrations
+from whistle_tasks.ops import provisioning
 
 
 class SipListener:
@@ -143,3 +145,32 @@ def _digest(challenge: dict[str, str], user: str, password: str, uri: str) -> st
     if challenge.get("opaque"):
         header += f', opaque="{challenge["opaque"]}"'
     return f"Authorization: {header}\r\n"
+
+
+# --- SIPp phones (a device registered from a port of its own; a SIPp answering there) ------
+
+def udp_port() -> int:
+    """A UDP port free on 127.0.0.1, for one SIPp phone."""
+    return fskit.free_port((socket.SOCK_DGRAM,))
+
+
+def register(fs: fskit.Platform, realm: str, user: str, *, timeout: float = 30) -> int:
+    """A device of ``realm`` (created when missing) registered by SIPp from a port of its
+    own, once Whistle knows where it is; returns the port."""
+    if not any(d.get("username") == user for d in provisioning.list_devices(realm)):
+        provisioning.create_device(realm, user, password=f"pw-{user}")
+    port = udp_port()
+    result = fs.sipp.run("register.xml", port=port, service=user, user=user,
+                         password=f"pw-{user}", variables={"realm": realm, "expires": 3600})
+    assert result.ok, result.describe()
+    support.wait_until(lambda: registrations.lookup(realm, user), timeout=timeout,
+                       what=f"{user} registered")
+    return port
+
+
+def sipp_phone(fs: fskit.Platform, scenario: str, port: int, user: str) -> fskit.Background:
+    """SIPp playing ``scenario`` (a callee: ``uas_answer.xml``, ``uas_ring_cancel.xml``...)
+    on a registered phone's ``port``, once it listens."""
+    found = fs.sipp.start(scenario, port=port, service=user, timeout=90)
+    support.wait_until(lambda: found.listening(port), timeout=10, what=f"{user}'s SIPp")
+    return found

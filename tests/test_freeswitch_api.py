@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,9 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests import fskit, support
+from tests import fskit, phonekit, support
 from tests.apikit import start_api
-from whistle_tasks.data import registrations
 from whistle_tasks.ops import api_keys, provisioning
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("freeswitch")]
@@ -39,28 +37,6 @@ def api(freeswitch: fskit.Platform) -> Iterator[str]:
         assert "Traceback" not in process.output(), process.output()[-3000:]
 
 
-def udp_port() -> int:
-    return fskit.free_port((socket.SOCK_DGRAM,))
-
-
-def phone(fs: fskit.Platform, realm: str, user: str) -> int:
-    """A device registered from a port of its own; returns the port."""
-    provisioning.create_device(realm, user, password=f"pw-{user}")
-    port = udp_port()
-    result = fs.sipp.run("register.xml", port=port, service=user, user=user,
-                         password=f"pw-{user}", variables={"realm": realm, "expires": 3600})
-    assert result.ok, result.describe()
-    support.wait_until(lambda: registrations.lookup(realm, user), timeout=30,
-                       what=f"{user} registered")
-    return port
-
-
-def answering(fs: fskit.Platform, port: int, user: str) -> fskit.Background:
-    found = fs.sipp.start("uas_answer.xml", port=port, service=user, timeout=90)
-    support.wait_until(lambda: found.listening(port), timeout=10, what=f"{user}'s SIPp")
-    return found
-
-
 def test_click_to_call_over_the_api_leaves_one_record_per_leg(
         freeswitch: fskit.Platform, api: str, realm: str) -> None:
     account = provisioning.get_account(realm)
@@ -73,12 +49,14 @@ def test_click_to_call_over_the_api_leaves_one_record_per_leg(
         assert resp.status_code == 200, resp.text
         return resp.json()
 
-    caller_port, callee_port = phone(freeswitch, realm, "1000"), phone(freeswitch, realm, "2001")
+    caller_port, callee_port = (phonekit.register(freeswitch, realm, "1000"),
+
+                                phonekit.register(freeswitch, realm, "2001"))
     made = requests.post(f"{url}/callflows", headers=headers, timeout=30, json={
         "numbers": ["2001"], "flow": {"module": "device", "data": {"username": "2001"}}})
     assert made.status_code == 201, made.text
-    caller, callee = answering(freeswitch, caller_port, "1000"), \
-        answering(freeswitch, callee_port, "2001")
+    caller, callee = phonekit.sipp_phone(freeswitch, "uas_answer.xml", caller_port, "1000"), \
+        phonekit.sipp_phone(freeswitch, "uas_answer.xml", callee_port, "2001")
     since = time.time() - 1
     placed = requests.post(f"{url}/click-to-call", headers=headers, timeout=90,
                            json={"from": "1000", "to": "2001", "timeout": 20})

@@ -14,13 +14,12 @@ Remote-Party-ID / P-Asserted-Identity and Privacy headers.
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
-from tests import fskit, support
+from tests import fskit, phonekit
 from whistle_tasks.core.couch import get_couch
-from whistle_tasks.data import accounts, registrations
+from whistle_tasks.data import accounts
 from whistle_tasks.ops import callflows as cf_ops
 from whistle_tasks.ops import provisioning
 
@@ -32,31 +31,9 @@ EXTERNAL = {"name": "ACME Corp", "number": "+14155550100"}
 CARRIER_DID = "+14155550199"
 
 
-def udp_port() -> int:
-    return fskit.free_port((socket.SOCK_DGRAM,))
-
-
-def phone(fs: fskit.Platform, realm: str, user: str) -> int:
-    """A device registered from a port of its own; returns the port."""
-    provisioning.create_device(realm, user, password=f"pw-{user}")
-    port = udp_port()
-    result = fs.sipp.run("register.xml", port=port, service=user, user=user,
-                         password=f"pw-{user}", variables={"realm": realm, "expires": 3600})
-    assert result.ok, result.describe()
-    support.wait_until(lambda: registrations.lookup(realm, user), timeout=20,
-                       what=f"{user} registered")
-    return port
-
-
-def callee(fs: fskit.Platform, port: int, user: str) -> fskit.Background:
-    uas = fs.sipp.start("uas_answer.xml", port=port, service=user, timeout=90)
-    support.wait_until(lambda: uas.listening(port), timeout=10, what=f"{user}'s SIPp")
-    return uas
-
-
 def call(fs: fskit.Platform, realm: str, number: str,
          scenario: str = "uac_call.xml") -> fskit.SippResult:
-    return fs.sipp.run(scenario, port=udp_port(), service=number, user=CALLER,
+    return fs.sipp.run(scenario, port=phonekit.udp_port(), service=number, user=CALLER,
                        password=CALLER_PW, variables={"realm": realm, "caller": CALLER},
                        extra=["-d", "1000"], timeout=90)
 
@@ -85,7 +62,7 @@ def identity(header: str) -> tuple[str, str]:
 
 def answered_call(fs: fskit.Platform, realm: str, number: str, port: int,
                   user: str) -> dict[str, list[str]]:
-    uas = callee(fs, port, user)
+    uas = phonekit.sipp_phone(fs, "uas_answer.xml", port, user)
     caller = call(fs, realm, number)
     got = uas.wait(60)
     assert caller.ok and caller.final_status("INVITE") == "200", caller.describe()
@@ -101,7 +78,7 @@ def test_device_to_device_shows_the_internal_id(freeswitch: fskit.Platform,
                                                 realm: str) -> None:
     provisioning.create_device(realm, CALLER, password=CALLER_PW, extra={
         "caller_id": {"internal": INTERNAL, "external": EXTERNAL}})
-    port = phone(freeswitch, realm, "1001")
+    port = phonekit.register(freeswitch, realm, "1001")
     provisioning.add_number("2001", realm, "device:1001")
     headers = answered_call(freeswitch, realm, "2001", port, "1001")
     assert identity(headers["from"][0]) == ("Front Desk", "1002"), headers
@@ -111,7 +88,7 @@ def test_device_to_device_shows_the_internal_id(freeswitch: fskit.Platform,
 def test_the_phones_own_from_when_nothing_is_configured(freeswitch: fskit.Platform,
                                                         realm: str) -> None:
     provisioning.create_device(realm, CALLER, password=CALLER_PW)
-    port = phone(freeswitch, realm, "1001")
+    port = phonekit.register(freeswitch, realm, "1001")
     provisioning.add_number("2001", realm, "device:1001")
     headers = answered_call(freeswitch, realm, "2001", port, "1001")
     assert identity(headers["from"][0]) == (CALLER, CALLER), headers
@@ -123,7 +100,7 @@ def test_a_gateway_call_shows_the_external_id(freeswitch: fskit.Platform, realm:
     set_account_caller_id(realm, caller_id={"external": EXTERNAL})
     provisioning.create_device(realm, CALLER, password=CALLER_PW,
                                extra={"caller_id": {"internal": INTERNAL}})
-    port = udp_port()
+    port = phonekit.udp_port()
     provisioning.add_number(CARRIER_DID, realm, f"gateway:127.0.0.1:{port}")
     headers = answered_call(freeswitch, realm, CARRIER_DID, port, CARRIER_DID)
     assert identity(headers["from"][0]) == ("ACME Corp", "+14155550100"), headers
@@ -134,7 +111,7 @@ def test_a_uri_call_shows_the_external_id(freeswitch: fskit.Platform, realm: str
     provisioning.create_device(realm, CALLER, password=CALLER_PW, extra={
         "caller_id": {"internal": INTERNAL, "external": {"name": "Desk Out",
                                                          "number": "+14155550111"}}})
-    port = udp_port()
+    port = phonekit.udp_port()
     provisioning.add_number("7000", realm, f"uri:sip:7000@127.0.0.1:{port}")
     headers = answered_call(freeswitch, realm, "7000", port, "7000")
     assert identity(headers["from"][0]) == ("Desk Out", "+14155550111"), headers
@@ -145,7 +122,7 @@ def test_full_privacy_hides_the_id_from_the_carrier(freeswitch: fskit.Platform,
     provisioning.create_device(realm, CALLER, password=CALLER_PW, extra={
         "caller_id": {"internal": INTERNAL, "external": EXTERNAL},
         "caller_id_options": {"outbound_privacy": "full"}})
-    port = udp_port()
+    port = phonekit.udp_port()
     provisioning.add_number(CARRIER_DID, realm, f"gateway:127.0.0.1:{port}")
     headers = answered_call(freeswitch, realm, CARRIER_DID, port, CARRIER_DID)
     name, number = identity(headers["from"][0])
@@ -159,7 +136,7 @@ def test_full_privacy_hides_the_id_from_the_carrier(freeswitch: fskit.Platform,
 def test_set_caller_id_overrides_for_the_call(freeswitch: fskit.Platform, realm: str) -> None:
     provisioning.create_device(realm, CALLER, password=CALLER_PW,
                                extra={"caller_id": {"internal": INTERNAL}})
-    port = phone(freeswitch, realm, "1001")
+    port = phonekit.register(freeswitch, realm, "1001")
     cf_ops.save(realm, {"numbers": ["3000"], "flow": {
         "module": "set_caller_id", "data": {"internal": {"name": "Sales Line",
                                                          "number": "3000"}},
@@ -172,7 +149,7 @@ def test_lock_external_without_an_external_id_is_refused(freeswitch: fskit.Platf
                                                          realm: str) -> None:
     provisioning.create_device(realm, CALLER, password=CALLER_PW, extra={
         "caller_id": {"internal": INTERNAL}, "caller_id_options": {"lock_external": True}})
-    port = udp_port()
+    port = phonekit.udp_port()
     provisioning.add_number(CARRIER_DID, realm, f"gateway:127.0.0.1:{port}")
     caller = call(freeswitch, realm, CARRIER_DID, "uac_fail.xml")
     assert caller.final_status("INVITE") == "403", caller.describe()
@@ -191,7 +168,7 @@ def test_a_hostile_stored_name_arrives_as_inert_text(freeswitch: fskit.Platform,
         couch.update(db, device["_id"], lambda cur: {
             **cur, "caller_id": {"name": hostile, "number": "1002"}})
     accounts.forget_credentials(realm, CALLER, shared=True)
-    port = phone(freeswitch, realm, "1001")
+    port = phonekit.register(freeswitch, realm, "1001")
     provisioning.add_number("2001", realm, "device:1001")
     headers = answered_call(freeswitch, realm, "2001", port, "1001")
     assert "x-injected" not in headers, headers
@@ -207,7 +184,7 @@ def test_lock_external_in_a_callflow_is_refused(freeswitch: fskit.Platform, real
     the forward after it has no external id to present."""
     provisioning.create_device(realm, CALLER, password=CALLER_PW,
                                extra={"caller_id": {"internal": INTERNAL}})
-    port = udp_port()
+    port = phonekit.udp_port()
     cf_ops.save(realm, {"numbers": ["4000"], "flow": {
         "module": "set_caller_id", "data": {"lock_external": True},
         "children": {"_": {"module": "forward", "data": {

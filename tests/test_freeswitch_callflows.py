@@ -15,16 +15,14 @@ through ops, the CLI's functions).
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests import fskit, support
+from tests import fskit, phonekit, support
 from tests.bridgekit import EventSink
-from whistle_tasks.data import registrations
 from whistle_tasks.ops import callflows as cf_ops
 from whistle_tasks.ops import provisioning
 from whistle_tasks.ops import users as user_ops
@@ -50,10 +48,6 @@ def fixed_clock() -> Iterator[None]:
 pytestmark = pytest.mark.usefixtures("fixed_clock", "freeswitch")
 
 
-def udp_port() -> int:
-    return fskit.free_port((socket.SOCK_DGRAM,))
-
-
 @pytest.fixture()
 def account(realm: str) -> str:
     provisioning.create_device(realm, CALLER, password=CALLER_PW)
@@ -67,27 +61,9 @@ def sink() -> Iterator[EventSink]:
     s.close()
 
 
-def phone(fs: fskit.Platform, realm: str, user: str) -> int:
-    """A device registered from a port of its own; returns the port."""
-    provisioning.create_device(realm, user, password=f"pw-{user}")
-    port = udp_port()
-    result = fs.sipp.run("register.xml", port=port, service=user, user=user,
-                         password=f"pw-{user}", variables={"realm": realm, "expires": 3600})
-    assert result.ok, result.describe()
-    support.wait_until(lambda: registrations.lookup(realm, user), timeout=20,
-                       what=f"{user} registered")
-    return port
-
-
-def uas(fs: fskit.Platform, scenario: str, port: int, user: str) -> fskit.Background:
-    found = fs.sipp.start(scenario, port=port, service=user, timeout=90)
-    support.wait_until(lambda: found.listening(port), timeout=10, what=f"{user}'s SIPp")
-    return found
-
-
 def call(fs: fskit.Platform, realm: str, number: str, scenario: str = "uac_call.xml",
          hold_ms: int = 1000, **kwargs: Any) -> fskit.SippResult:  # noqa: ANN401
-    return fs.sipp.run(scenario, port=udp_port(), service=number, user=CALLER,
+    return fs.sipp.run(scenario, port=phonekit.udp_port(), service=number, user=CALLER,
                        password=CALLER_PW, variables={"realm": realm, "caller": CALLER},
                        extra=["-d", str(hold_ms)], timeout=90, **kwargs)
 
@@ -95,15 +71,16 @@ def call(fs: fskit.Platform, realm: str, number: str, scenario: str = "uac_call.
 def test_a_user_with_two_phones_the_first_to_answer_wins(freeswitch: fskit.Platform,
                                                          account: str) -> None:
     realm = account
-    desk, soft = phone(freeswitch, realm, "1001"), phone(freeswitch, realm, "1002")
+    desk, soft = (phonekit.register(freeswitch, realm, "1001"),
+                  phonekit.register(freeswitch, realm, "1002"))
     user_ops.create_user(realm, "alice")
     user_ops.add_device(realm, "alice", "1001")
     user_ops.add_device(realm, "alice", "1002")
     cf_ops.save(realm, {"numbers": ["2000"], "flow": {
         "module": "user", "data": {"username": "alice", "timeout": 20},
         "children": {"_": {"module": "hangup"}}}})
-    ringing = uas(freeswitch, "uas_ring_cancel.xml", desk, "1001")
-    answering = uas(freeswitch, "uas_answer.xml", soft, "1002")
+    ringing = phonekit.sipp_phone(freeswitch, "uas_ring_cancel.xml", desk, "1001")
+    answering = phonekit.sipp_phone(freeswitch, "uas_answer.xml", soft, "1002")
     caller = call(freeswitch, realm, "2000")
     rang, answered = ringing.wait(30), answering.wait(30)
     assert caller.ok and caller.final_status("INVITE") == "200", caller.describe()
@@ -114,13 +91,13 @@ def test_a_user_with_two_phones_the_first_to_answer_wins(freeswitch: fskit.Platf
 def test_an_ivr_menu_rings_the_keyed_entry(freeswitch: fskit.Platform, account: str,
                                            sink: EventSink) -> None:
     realm = account
-    port = phone(freeswitch, realm, "1012")
+    port = phonekit.register(freeswitch, realm, "1012")
     cf_ops.save(realm, {"numbers": ["5000"], "flow": {
         "module": "menu", "data": {"greeting": "ivr/ivr-welcome_to_freeswitch.wav",
                                    "timeout": 10},
         "children": {"1012": {"module": "device", "data": {"username": "1012"}},
                      "_": {"module": "hangup"}}}})
-    answering = uas(freeswitch, "uas_answer.xml", port, "1012")
+    answering = phonekit.sipp_phone(freeswitch, "uas_answer.xml", port, "1012")
     done: dict[str, fskit.SippResult] = {}
     thread = threading.Thread(target=lambda: done.setdefault(
         "caller", call(freeswitch, realm, "5000", "uac_dtmf_info.xml", hold_ms=1500)))
@@ -146,7 +123,7 @@ def test_time_of_day_by_a_fixed_clock(freeswitch: fskit.Platform, zone: str,
     realm = f"{support.unique('tod')}.example.com"
     provisioning.create_account("TOD", realm, timezone=zone)
     provisioning.create_device(realm, CALLER, password=CALLER_PW)
-    port = phone(freeswitch, realm, "1001")
+    port = phonekit.register(freeswitch, realm, "1001")
     cf_ops.save(realm, {"numbers": ["3000"], "flow": {
         "module": "temporal_route", "data": {"rules": [
             {"name": "open", "days": ["monday", "tuesday", "wednesday", "thursday", "friday"],
@@ -155,7 +132,7 @@ def test_time_of_day_by_a_fixed_clock(freeswitch: fskit.Platform, zone: str,
                      "_": {"module": "respond", "data": {"code": 480,
                                                          "message": "Closed"}}}}})
     if expected == "day":
-        answering = uas(freeswitch, "uas_answer.xml", port, "1001")
+        answering = phonekit.sipp_phone(freeswitch, "uas_answer.xml", port, "1001")
         caller = call(freeswitch, realm, "3000")
         assert caller.final_status("INVITE") == "200", caller.describe()
         assert answering.wait(30).received() == ["INVITE", "ACK", "BYE"]
@@ -191,15 +168,16 @@ def test_a_sequential_ring_group_nobody_answers_falls_to_its_child(
     prompt, then the call ends): a failed bridge returns to the callflow on the real switch
     (continue_on_fail) instead of hanging the caller up."""
     realm = account
-    first, second = phone(freeswitch, realm, "1001"), phone(freeswitch, realm, "1002")
+    first, second = (phonekit.register(freeswitch, realm, "1001"),
+                     phonekit.register(freeswitch, realm, "1002"))
     cf_ops.save(realm, {"numbers": ["4100"], "flow": {
         "module": "ring_group", "data": {"strategy": "sequential", "members": [
             {"type": "device", "id": "1001", "timeout": 3},
             {"type": "device", "id": "1002", "timeout": 3}]},
         "children": {"no_answer": {"module": "play",
                                    "data": {"media": "ivr/ivr-not_available.wav"}}}}})
-    one = uas(freeswitch, "uas_ring_cancel.xml", first, "1001")
-    two = uas(freeswitch, "uas_ring_cancel.xml", second, "1002")
+    one = phonekit.sipp_phone(freeswitch, "uas_ring_cancel.xml", first, "1001")
+    two = phonekit.sipp_phone(freeswitch, "uas_ring_cancel.xml", second, "1002")
     caller = call(freeswitch, realm, "4100", "uac_hungup.xml")
     assert caller.ok and caller.final_status("INVITE") == "200", caller.describe()
     rang_one, rang_two = one.wait(30), two.wait(30)
@@ -216,7 +194,8 @@ def test_a_sequential_ring_group_nobody_answers_falls_to_its_child(
 def test_a_sequential_ring_group_falls_to_voicemail(freeswitch: fskit.Platform,
                                                    account: str, sink: EventSink) -> None:
     realm = account
-    first, second = phone(freeswitch, realm, "1001"), phone(freeswitch, realm, "1002")
+    first, second = (phonekit.register(freeswitch, realm, "1001"),
+                     phonekit.register(freeswitch, realm, "1002"))
     user_ops.save_group(realm, "sales", [{"type": "device", "id": "1001", "timeout": 4},
                                          {"type": "device", "id": "1002", "timeout": 4}],
                         strategy="sequential")
@@ -227,7 +206,7 @@ def test_a_sequential_ring_group_falls_to_voicemail(freeswitch: fskit.Platform,
     cf_ops.save(realm, {"numbers": ["4000"], "flow": {
         "module": "ring_group", "data": {"group": "sales"},
         "children": {"no_answer": {"module": "voicemail", "data": {"mailbox": "1000"}}}}})
-    one, two = (uas(freeswitch, "uas_ring_cancel.xml", p, u)
+    one, two = (phonekit.sipp_phone(freeswitch, "uas_ring_cancel.xml", p, u)
                 for p, u in ((first, "1001"), (second, "1002")))
     caller = call(freeswitch, realm, "4000", hold_ms=6000)
     assert caller.final_status("INVITE") == "200", caller.describe()   # voicemail answers

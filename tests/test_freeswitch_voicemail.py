@@ -20,7 +20,6 @@ inherits WHISTLE_MEDIA_URL and WHISTLE_SMTP_URL from this module's environment.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -33,7 +32,7 @@ import pytest
 from tests import fskit, mediakit, pcapkit, phonekit, support
 from tests.bridgekit import EventSink
 from whistle_tasks.core.couch import get_couch
-from whistle_tasks.data import cdrs, media, registrations
+from whistle_tasks.data import cdrs, media
 from whistle_tasks.data import voicemail as vm
 from whistle_tasks.ops import callflows as cf_ops
 from whistle_tasks.ops import provisioning
@@ -85,38 +84,15 @@ def account(realm: str) -> str:
     return realm
 
 
-def udp_port() -> int:
-    return fskit.free_port((socket.SOCK_DGRAM,))
-
-
 def owners_phone(fs: fskit.Platform, realm: str, user: str) -> phonekit.SipListener:
     """A phone registered with SIPp, then listening on its contact's port in this process
     (it answers and keeps FreeSWITCH's NOTIFYs)."""
-    return phonekit.SipListener(register(fs, realm, user), user)
-
-
-def register(fs: fskit.Platform, realm: str, user: str) -> int:
-    """A device of ``realm`` registered from a port of its own; returns the port."""
-    if not any(d.get("username") == user for d in provisioning.list_devices(realm)):
-        provisioning.create_device(realm, user, password=f"pw-{user}")
-    port = udp_port()
-    result = fs.sipp.run("register.xml", port=port, service=user, user=user,
-                         password=f"pw-{user}", variables={"realm": realm, "expires": 3600})
-    assert result.ok, result.describe()
-    support.wait_until(lambda: registrations.lookup(realm, user), timeout=30,
-                       what=f"{user} registered")
-    return port
-
-
-def uas(fs: fskit.Platform, scenario: str, port: int, user: str) -> fskit.Background:
-    found = fs.sipp.start(scenario, port=port, service=user, timeout=90)
-    support.wait_until(lambda: found.listening(port), timeout=10, what=f"{user}'s SIPp")
-    return found
+    return phonekit.SipListener(phonekit.register(fs, realm, user), user)
 
 
 def call(fs: fskit.Platform, realm: str, number: str, scenario: str, hold_ms: int = 1000,
          timeout: float = 90) -> fskit.SippResult:
-    return fs.sipp.run(scenario, port=udp_port(), service=number, user=CALLER,
+    return fs.sipp.run(scenario, port=phonekit.udp_port(), service=number, user=CALLER,
                        password=CALLER_PW, variables={"realm": realm, "caller": CALLER},
                        extra=["-d", str(hold_ms)], timeout=timeout)
 
@@ -157,13 +133,13 @@ def test_a_ring_group_nobody_answers_falls_to_voicemail_with_real_audio(
     owner(realm)
     phone = owners_phone(freeswitch, realm, "1001")          # the owner's phone: MWI goes there
     try:
-        members = {user: register(freeswitch, realm, user) for user in ("1002", "1003")}
+        members = {user: phonekit.register(freeswitch, realm, user) for user in ("1002", "1003")}
         user_ops.save_group(realm, "sales", [{"type": "device", "id": u, "timeout": 4}
                                              for u in members], strategy="simultaneous")
         cf_ops.save(realm, {"numbers": ["4000"], "flow": {
             "module": "ring_group", "data": {"group": "sales"},
             "children": {"no_answer": {"module": "voicemail", "data": {"mailbox": "1001"}}}}})
-        ringing = [uas(freeswitch, "uas_ring_cancel.xml", port, user)
+        ringing = [phonekit.sipp_phone(freeswitch, "uas_ring_cancel.xml", port, user)
                    for user, port in members.items()]
         speech(freeswitch, 6.0)
         mails_before, started = len(mailbox.messages), time.time()
