@@ -31,7 +31,14 @@ STATS: collections.Counter[str] = collections.Counter()
 
 
 class ProvisioningError(ValueError):
-    """A provisioning request that cannot be done (unknown realm, duplicate user...)."""
+    """A provisioning request that cannot be done (unknown realm, duplicate user...).
+
+    ``field``: the request field the refusal is about, when the refusal knows it (the API
+    names it in its error)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _now() -> int:
@@ -66,7 +73,8 @@ def caller_id_changes(changes_: Mapping[str, Any],
     except cid.CallerIdError as exc:
         STATS["refused_caller_id"] += 1
         log.warning("caller id refused: %s", exc)
-        raise ProvisioningError(str(exc)) from None
+        field = next(iter(exc.errors), "caller_id").split(".", 1)[0]
+        raise ProvisioningError(str(exc), field=field) from None
     return out
 
 

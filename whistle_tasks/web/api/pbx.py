@@ -33,6 +33,7 @@ from whistle_tasks.ops import voicemail as vm_ops
 from whistle_tasks.ops.provisioning import ProvisioningError
 from whistle_tasks.web.api import auth
 from whistle_tasks.web.api import pbx_schemas as s
+from whistle_tasks.web.api.provisioning import refuse
 
 log = get_logger(__name__)
 
@@ -46,14 +47,6 @@ WAV_BODY = {"content": {audio.WAV: {"schema": {"type": "string", "format": "bina
 DRAIN_LIMIT = 64 * 1024 * 1024
 
 
-def _caller_id_field(message: str) -> str | None:
-    """The caller id field a refusal names (its messages start with the field's path)."""
-    for field in ("caller_id_options", "caller_id"):
-        if field in message:
-            return field
-    return None
-
-
 def fail(exc: ProvisioningError, field: str = "_schema", *, missing: bool = False) -> NoReturn:
     """An ops refusal as JSON: 404 when ``missing`` and the message says so (the thing the
     path names), 409 for a duplicate, 413/415 for audio, else 400 naming ``field``."""
@@ -64,8 +57,7 @@ def fail(exc: ProvisioningError, field: str = "_schema", *, missing: bool = Fals
         abort(415, message=message)
     if missing and message.startswith("no "):
         abort(404, message=message)
-    code = 409 if "already" in message else 400
-    abort(code, message=message, errors={"json": {field: [message]}})
+    refuse(exc, field)
 
 
 def realm_of(account_id: str) -> str:
@@ -109,7 +101,7 @@ class Users(MethodView):
                                        caller_id=body.get("caller_id"),
                                        caller_id_options=body.get("caller_id_options"))
         except ProvisioningError as exc:
-            fail(exc, _caller_id_field(str(exc)) or "username")
+            fail(exc, "username")
         return user_view(doc, [])
 
 
@@ -144,7 +136,7 @@ class UserOne(MethodView):
         except ProvisioningError as exc:
             text = str(exc)
             fail(exc, "call_forward" if "forward" in text or "URI" in text
-                 else _caller_id_field(text) or "_schema")
+                 else "_schema")
         return user_view(doc, user_ops.user_devices(realm, doc["_id"]))
 
     @blp.response(204)

@@ -9,7 +9,7 @@ duplicate) naming the field it is about.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -24,11 +24,12 @@ blp = Blueprint("provisioning", __name__, url_prefix="/v1",
                 description="Accounts, devices, numbers, registrations")
 
 
-def refuse(exc: ProvisioningError, field: str) -> None:
-    """A provisioning refusal as a JSON error naming ``field``."""
+def refuse(exc: ProvisioningError, field: str) -> NoReturn:
+    """A provisioning refusal as a JSON error: 409 for a duplicate, else 400, naming the
+    field the refusal names itself (``exc.field``), or else ``field``."""
     message = str(exc)
     code = 409 if "already" in message else 400
-    abort(code, message=message, errors={"json": {field: [message]}})
+    abort(code, message=message, errors={"json": {exc.field or field: [message]}})
 
 
 def account_view(doc: dict[str, Any]) -> dict[str, Any]:
